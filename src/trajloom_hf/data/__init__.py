@@ -1,0 +1,1 @@
+"""Data sources: procedural synthetic scenes and (with the builder) the TrajLoomBench dataset."""
