@@ -11,7 +11,6 @@ from typing import List, Optional
 # diffusers) inside run() so that building the parser and `trajloom --help` stay fast.
 SUBCOMMANDS = {
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
-    "synth": ("trajloom_hf.cli.synth", "generate synthetic clips with ground-truth tracks and render them"),
 }
 
 

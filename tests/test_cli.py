@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+import pytest
+
+from trajloom_hf.cli import build_parser, main
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "analyze-offsets" in capsys.readouterr().out
+
+
+def test_analyze_offsets_prints_fig3b_table(capsys):
+    assert main(["analyze-offsets", "--num-clips", "4", "--height", "96", "--width", "160", "--frames", "24"]) == 0
+    out = capsys.readouterr().out
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): float(line.split("|")[3]) for line in out.splitlines()
+            if line.startswith("| absolute") or line.startswith("| offset")}
+    assert rows[("absolute", "x")] > 60 and rows[("offset", "x")] < rows[("absolute", "x")] / 3
+
+
+def test_analyze_offsets_rejects_bad_count():
+    with pytest.raises(ValueError, match="--num-clips"):
+        main(["analyze-offsets", "--num-clips", "0"])
+
+
+def test_console_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "trajloom_hf.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "trajloom" in out.stdout
