@@ -28,3 +28,17 @@ def test_analyze_offsets_rejects_bad_count():
 def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "trajloom_hf.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "trajloom" in out.stdout
+
+
+def test_synth_writes_clips_and_resumes(tmp_path):
+    import numpy as np
+
+    args = ["synth", "--out", str(tmp_path), "--num-clips", "2", "--frames", "9", "--height", "64", "--width", "96"]
+    assert main(args) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"clip_00000{i}{s}" for i in range(2) for s in (".mp4", ".npz", "_montage.png", "_tracks.gif")]
+    data = np.load(tmp_path / "clip_000001.npz")
+    assert data["tracks"].shape == (9, 24, 2) and data["visibility"].dtype == bool
+    mtime = (tmp_path / "clip_000000.mp4").stat().st_mtime_ns
+    assert main(args) == 0  # resume: complete clips are skipped
+    assert (tmp_path / "clip_000000.mp4").stat().st_mtime_ns == mtime

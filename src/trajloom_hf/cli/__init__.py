@@ -10,6 +10,7 @@ from typing import List, Optional
 # (module, help). Each module defines add_arguments(parser) and run(args); it keeps heavy imports (torch models,
 # diffusers) inside run() so that building the parser and `trajloom --help` stay fast.
 SUBCOMMANDS = {
+    "synth": ("trajloom_hf.cli.synth", "generate synthetic clips with ground-truth tracks and render them"),
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
 }
 
