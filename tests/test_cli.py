@@ -42,3 +42,15 @@ def test_synth_writes_clips_and_resumes(tmp_path):
     mtime = (tmp_path / "clip_000000.mp4").stat().st_mtime_ns
     assert main(args) == 0  # resume: complete clips are skipped
     assert (tmp_path / "clip_000000.mp4").stat().st_mtime_ns == mtime
+
+
+def test_bench_build_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    args = ["bench", "build", "--source", "synthetic", "--out", str(tmp_path / "tb"), "--config", "tiny", "--num-train", "1",
+            "--num-validation", "0", "--num-test", "1", "--height", "64", "--width", "96", "--stride", "16",
+            "--history-frames", "4", "--future-frames", "4"]
+    assert main(args) == 0
+    assert "train=1, test=1 clips" in capsys.readouterr().out
+    from datasets import load_dataset
+
+    assert load_dataset(str(tmp_path / "tb"), "tiny", split="test").with_format("numpy")[0]["tracks"].shape == (8, 24, 2)

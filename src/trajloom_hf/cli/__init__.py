@@ -11,6 +11,7 @@ from typing import List, Optional
 # diffusers) inside run() so that building the parser and `trajloom --help` stay fast.
 SUBCOMMANDS = {
     "synth": ("trajloom_hf.cli.synth", "generate synthetic clips with ground-truth tracks and render them"),
+    "bench": ("trajloom_hf.cli.bench", "build TrajLoomBench (Parquet shards + dataset card) from a source"),
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
 }
 

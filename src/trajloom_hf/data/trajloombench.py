@@ -1,0 +1,448 @@
+"""TrajLoomBench as a ``datasets`` dataset: Parquet shards + a dataset card, loadable with ``load_dataset``.
+
+    trajloom bench build --source synthetic --out trajloombench --config synthetic
+    >>> load_dataset("trajloombench", "synthetic", split="test")          # from the parent folder
+    >>> load_dataset("/path/to/trajloombench", "synthetic", split="test")  # from anywhere
+
+Layout: ``<out>/data/<config>/<split>-<index>.parquet`` and ``<out>/README.md`` whose YAML ``configs:`` lists every
+config found under ``data/`` (datasets 4+ has no loading scripts). Every clip is standardised (paper §4.1.4):
+frames resized to ``height x width`` (tracks rescaled with them) and cut to ``history_frames + future_frames``
+frames from the clip start; tracks are queried at frame 0 of the clip.
+
+Columns (one row per clip):
+
+* ``video``: mp4 bytes (H.264) of the ``T`` frames; ``fps``, ``height``, ``width``;
+* ``tracks`` ``[T, N, 2]`` float32 px, ``visibility`` ``[T, N]`` bool, ``query_xy`` ``[N, 2]`` float32 px;
+* ``stride``: the grid stride for grid sources (rows are the row-major grid), 0 for sparse TAP-Vid points;
+* ``caption``, ``source``, ``clip_id``.
+
+Grid sources (``synthetic``, ``trajloom-official``, ``videos``) have a fixed ``N`` per config and use fixed-shape
+``Array3D``/``Array2D`` features; ``tapvid`` clips carry their own sparse query points (``N`` varies per video) and
+use nested sequences.
+
+Builds are resumable: a shard is written atomically once complete and recorded in ``manifest.json``; a re-run skips
+the clips of finished shards. Corrupt or too-short inputs are skipped and listed in the manifest.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..encoding import make_query_grid
+from ..validation import check_frame_size
+
+SOURCES = ("synthetic", "tapvid", "trajloom-official", "videos")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class BenchSettings:
+    """Standardised resolution and horizon (paper defaults: 480x832, 81 history + 81 future, stride 32)."""
+
+    height: int = 480
+    width: int = 832
+    history_frames: int = 81
+    future_frames: int = 81
+    stride: int = 32
+    fps: float = 16.0
+    shard_size: int = 32
+
+    @property
+    def num_frames(self) -> int:
+        return self.history_frames + self.future_frames
+
+    def validate(self) -> None:
+        check_frame_size(self.height, self.width, self.stride)
+        if self.history_frames < 1 or self.future_frames < 0:
+            raise ValueError(f"`history_frames` must be >= 1 and `future_frames` >= 0, got {self.history_frames}, {self.future_frames}")
+        if self.shard_size < 1:
+            raise ValueError(f"`shard_size` must be >= 1, got {self.shard_size}")
+
+
+@dataclass
+class Clip:
+    clip_id: str
+    frames: np.ndarray  # [T, H, W, 3] uint8 at the standard size
+    tracks: np.ndarray  # [T, N, 2] float32 px
+    visibility: np.ndarray  # [T, N] bool
+    query_xy: np.ndarray  # [N, 2] float32 px
+    caption: str
+    source: str
+    stride: int
+
+
+class SkipClip(Exception):
+    """An input that cannot become a clip (corrupt, too short, wrong grid): skipped and reported."""
+
+
+def bench_features(settings: BenchSettings, grid: bool):
+    """``datasets.Features`` of a config (fixed-shape arrays for grid sources, sequences for sparse points)."""
+    from datasets import Array2D, Array3D, Features, Sequence, Value
+
+    t = settings.num_frames
+    if grid:
+        n = (settings.height // settings.stride) * (settings.width // settings.stride)
+        arrays = {"tracks": Array3D((t, n, 2), "float32"), "visibility": Array2D((t, n), "bool"),
+                  "query_xy": Array2D((n, 2), "float32")}
+    else:
+        arrays = {"tracks": Sequence(Sequence(Sequence(Value("float32")))), "visibility": Sequence(Sequence(Value("bool"))),
+                  "query_xy": Sequence(Sequence(Value("float32")))}
+    return Features({"clip_id": Value("string"), "source": Value("string"), "caption": Value("string"),
+                     "video": Value("binary"), "fps": Value("float32"), "height": Value("int32"),
+                     "width": Value("int32"), "stride": Value("int32"), **arrays})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# standardisation shared by the sources
+
+
+def standardise(frames: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, settings: BenchSettings, what: str):
+    """Cut to ``settings.num_frames`` from the start, resize frames, rescale tracks; ``SkipClip`` if too short."""
+    from ..video_io import resize_video
+
+    t = settings.num_frames
+    if frames.shape[0] < t or tracks.shape[0] < t:
+        raise SkipClip(f"{what}: {min(frames.shape[0], tracks.shape[0])} frames, needs {t}")
+    h0, w0 = frames.shape[1:3]
+    frames = resize_video(frames[:t], settings.height, settings.width)
+    scale = np.array([settings.width / w0, settings.height / h0], np.float64)
+    # pixel centres map to pixel centres: x' + 0.5 = (x + 0.5) * scale
+    tracks = ((tracks[:t].astype(np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    visibility = visibility[:t].astype(bool) & np.isfinite(tracks).all(-1)
+    return frames, np.nan_to_num(tracks), visibility
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sources: each yields (clip_id, callable building the Clip) so a resumed build skips inputs without decoding them
+
+
+def synthetic_source(split: str, count: int, settings: BenchSettings, seed: int = 0) -> Iterator:
+    """Our generator with fixed, disjoint seed ranges per split (train 0.., validation 1e6.., test 2e6..)."""
+    from .synthetic import SceneConfig, generate_clip
+
+    base = seed + {"train": 0, "validation": 1_000_000, "test": 2_000_000}[split]
+    cfg = SceneConfig(height=settings.height, width=settings.width, num_frames=settings.num_frames, stride=settings.stride)
+    for s in range(base, base + count):
+        def build(s=s):
+            c = generate_clip(s, cfg)
+            return Clip(f"synthetic-{s:08d}", c.frames, c.tracks, c.visibility, c.query_xy, c.caption, "synthetic", settings.stride)
+        yield f"synthetic-{s:08d}", build
+
+
+def _decode_frames(video) -> np.ndarray:
+    import cv2
+
+    if isinstance(video, np.ndarray) and video.ndim == 4:
+        return video.astype(np.uint8)
+    frames = [cv2.cvtColor(cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for b in video]
+    return np.stack(frames)
+
+
+def tapvid_source(path: str, settings: BenchSettings) -> Iterator:
+    """TAP-Vid pickles (DAVIS, RoboTAP: ``{name: {...}}``; Kinetics: ``[{...}, ...]``, possibly several files).
+
+    Per video: ``video`` ``[T, H, W, 3]`` uint8 (or a list of JPEG bytes), ``points`` ``[N, T, 2]`` normalised
+    ``[0, 1]`` (x, y) in raster convention (pixel ``x`` covers ``[x, x + 1)``, so our pixel centre is
+    ``p * W - 0.5``), ``occluded`` ``[N, T]`` bool. Points are kept as given (sparse, not a grid).
+    """
+    files = sorted(glob.glob(os.path.join(path, "*.pkl"))) if os.path.isdir(path) else [path]
+    if not files:
+        raise FileNotFoundError(f"`input` {path!r} holds no .pkl files")
+    for file in files:
+        try:
+            with open(file, "rb") as fh:
+                data = pickle.load(fh)  # noqa: S301 (TAP-Vid ships pickles; only open files you trust)
+        except Exception as err:  # corrupt pickle: report and go on
+            yield os.path.basename(file), _raiser(SkipClip(f"{file}: not a readable pickle ({err})"))
+            continue
+        items = data.items() if isinstance(data, dict) else ((f"{Path(file).stem}-{i:05d}", v) for i, v in enumerate(data))
+        for name, item in items:
+            def build(name=name, item=item):
+                try:
+                    frames = _decode_frames(item["video"])
+                    pts = np.asarray(item["points"], np.float64)
+                    occ = np.asarray(item["occluded"]).astype(bool)
+                except Exception as err:
+                    raise SkipClip(f"{name}: unreadable TAP-Vid entry ({err})") from err
+                h, w = frames.shape[1:3]
+                tracks = (pts * np.array([w, h]) - 0.5).transpose(1, 0, 2)  # [T, N, 2] px
+                fr, tr, vis = standardise(frames, tracks, ~occ.T, settings, name)
+                return Clip(f"tapvid-{name}", fr, tr, vis, tr[0].copy(), "", "tapvid", 0)
+            yield f"tapvid-{name}", build
+
+
+def _raiser(err):
+    def f():
+        raise err
+    return f
+
+
+def trajloom_official_source(
+    path: str,
+    settings: BenchSettings,
+    *,
+    tracks_key: Optional[str] = None,
+    visibility_key: Optional[str] = None,
+    axis_order: str = "xy",
+    captions: Optional[Dict[str, str]] = None,
+) -> Iterator:
+    """The official TrajLoomDatasets layout (reference §1.1): ``<id>.mp4`` and ``<id>.npz`` with tracks ``[N, T, 2]``
+    (px, row-major stride grid queried at frame 0) and visibility ``[N, T]``.
+
+    Keys: ``tracks_key``/``visibility_key`` when given, else the official lookup order (``trajectory``,
+    ``trajectories``, ``tracks`` / ``visibility``, ``visibilities``, ``vis``). ``axis_order="yx"`` swaps the last dim.
+    """
+    from ..video_io import read_video
+
+    if axis_order not in ("xy", "yx"):
+        raise ValueError(f"`axis_order` must be 'xy' or 'yx', got {axis_order!r}")
+    videos = sorted(Path(path).glob("*.mp4"))
+    if not videos:
+        raise FileNotFoundError(f"`input` {path!r} holds no .mp4 videos")
+    n_expected = (settings.height // settings.stride) * (settings.width // settings.stride)
+    for video in videos:
+        def build(video=video):
+            npz = video.with_suffix(".npz")
+            if not npz.exists():
+                raise SkipClip(f"{video.name}: no track file {npz.name}")
+            try:
+                frames, _ = read_video(video, max_frames=settings.num_frames)
+                with np.load(npz) as f:
+                    tk = tracks_key or next((k for k in ("trajectory", "trajectories", "tracks") if k in f), None)
+                    vk = visibility_key or next((k for k in ("visibility", "visibilities", "vis") if k in f), None)
+                    if tk is None or tk not in f:
+                        raise SkipClip(f"{npz.name}: no tracks key (has {sorted(f.files)})")
+                    tracks = np.asarray(f[tk], np.float64)
+                    vis = np.asarray(f[vk]) > 0.5 if vk is not None and vk in f else np.ones(tracks.shape[:2], bool)
+            except ValueError as err:
+                raise SkipClip(f"{video.name}: {err}") from err
+            if tracks.ndim != 3 or tracks.shape[-1] != 2 or vis.shape != tracks.shape[:2]:
+                raise SkipClip(f"{npz.name}: tracks {list(tracks.shape)} / visibility {list(vis.shape)}, expected [N, T, 2] / [N, T]")
+            if tracks.shape[0] != n_expected:
+                raise SkipClip(f"{npz.name}: N={tracks.shape[0]} points, the {settings.height}x{settings.width} stride-"
+                               f"{settings.stride} grid has {n_expected}")
+            if axis_order == "yx":
+                tracks = tracks[..., ::-1]
+            fr, tr, vi = standardise(frames, tracks.transpose(1, 0, 2), vis.T, settings, video.name)
+            cap = (captions or {}).get(video.stem, "")
+            return Clip(f"official-{video.stem}", fr, tr, vi, make_query_grid(settings.height, settings.width, settings.stride),
+                        cap, "trajloom-official", settings.stride)
+        yield f"official-{video.stem}", build
+
+
+def videos_source(path: str, settings: BenchSettings, tracker: str = "auto") -> Iterator:
+    """Raw videos (``.mp4/.avi/.mov/.webm/.mkv``) tracked with the embedded tracker on the stride grid; the caption is
+    the camera-motion phrase estimated from the tracks (App. E.2)."""
+    from ..camera_motion import estimate_camera_motion
+    from ..tracking import get_tracker
+    from ..video_io import read_video, resize_video
+
+    exts = (".mp4", ".avi", ".mov", ".webm", ".mkv")
+    videos = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in exts) if Path(path).is_dir() else []
+    if not videos:
+        raise FileNotFoundError(f"`input` {path!r} holds no videos ({', '.join(exts)})")
+    for video in videos:
+        def build(video=video):
+            try:
+                frames, _ = read_video(video, max_frames=settings.num_frames)
+            except ValueError as err:
+                raise SkipClip(str(err)) from err
+            if frames.shape[0] < settings.num_frames:
+                raise SkipClip(f"{video.name}: {frames.shape[0]} frames, needs {settings.num_frames}")
+            frames = resize_video(frames, settings.height, settings.width)
+            q = make_query_grid(settings.height, settings.width, settings.stride)
+            tracks, vis = get_tracker(tracker).track(frames, q)
+            caption = estimate_camera_motion(tracks, vis, settings.height, settings.width).phrase
+            return Clip(f"video-{video.stem}", frames, tracks, vis, q, caption, "videos", settings.stride)
+        yield f"video-{video.stem}", build
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# writing
+
+
+def _row(clip: Clip, settings: BenchSettings) -> dict:
+    from ..video_io import encode_mp4_bytes
+
+    return {"clip_id": clip.clip_id, "source": clip.source, "caption": clip.caption,
+            "video": encode_mp4_bytes(clip.frames, settings.fps), "fps": float(settings.fps),
+            "height": settings.height, "width": settings.width, "stride": clip.stride,
+            "tracks": clip.tracks.astype(np.float32), "visibility": clip.visibility.astype(bool),
+            "query_xy": clip.query_xy.astype(np.float32)}
+
+
+def _write_shard(rows: List[dict], features, path: Path) -> None:
+    from datasets import Dataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    ds = Dataset.from_list(rows, features=features)
+    ds.to_parquet(str(tmp))
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_dataset_card(out_dir: Path) -> None:
+    """(Re)write ``README.md`` with a ``configs:`` entry for every config under ``data/``."""
+    configs = []
+    for cdir in sorted(p for p in (out_dir / "data").iterdir() if p.is_dir()):
+        splits = sorted({f.name.split("-")[0] for f in cdir.glob("*.parquet")}, key=lambda s: (SPLITS + (s,)).index(s))
+        if splits:
+            configs.append((cdir.name, splits))
+    lines = ["---", "configs:"]
+    for name, splits in configs:
+        lines += [f"- config_name: {name}", "  data_files:"]
+        lines += [f"  - split: {s}\n    path: data/{name}/{s}-*.parquet" for s in splits]
+    lines += ["license: other", "task_categories:", "- other", "tags:", "- point-tracking", "- trajectory-forecasting",
+              "- video", "pretty_name: TrajLoomBench", "---", ""]
+    manifests = {name: json.loads((out_dir / "data" / name / "manifest.json").read_text())
+                 for name, _ in configs if (out_dir / "data" / name / "manifest.json").exists()}
+    body = ["# TrajLoomBench", "",
+            "Dense future point-trajectory forecasting benchmark (TrajLoom, arXiv 2603.22606, §4.1.4), built with "
+            "[trajloom-hf](https://github.com/). Each row is one clip standardised to a fixed resolution and horizon: "
+            "the first `history_frames` frames are the observed history, the rest the future to forecast.", "",
+            "## Columns", "",
+            "| column | type | meaning |", "|---|---|---|",
+            "| `video` | mp4 bytes | the clip's frames (H.264, `fps`) |",
+            "| `tracks` | float32 `[T, N, 2]` | point positions in pixels (x, y), queried at frame 0 |",
+            "| `visibility` | bool `[T, N]` | False when occluded or outside the frame |",
+            "| `query_xy` | float32 `[N, 2]` | query points (px); for grid configs the row-major stride grid |",
+            "| `stride` | int | grid stride in px (0: sparse TAP-Vid points) |",
+            "| `caption`, `source`, `clip_id`, `fps`, `height`, `width` | | provenance and size |", "",
+            "## Configs", ""]
+    for name, splits in configs:
+        m = manifests.get(name, {})
+        counts = ", ".join(f"{s}: {m.get('counts', {}).get(s, '?')}" for s in splits)
+        s = m.get("settings", {})
+        body.append(f"* `{name}` (source `{m.get('source', '?')}`): {counts} clips; {s.get('height')}x{s.get('width')} px, "
+                    f"{s.get('history_frames')} history + {s.get('future_frames')} future frames, stride {s.get('stride')}. "
+                    f"Built with `{m.get('command', '')}`.")
+        if m.get("skipped"):
+            body.append(f"  {len(m['skipped'])} inputs were skipped (see `data/{name}/manifest.json`).")
+    body += ["", "## Usage", "", "```python", "from datasets import load_dataset",
+             f"ds = load_dataset(\"path/to/{out_dir.name}\", \"{configs[0][0] if configs else 'synthetic'}\", split=\"test\").with_format(\"numpy\")",
+             "tracks, visibility = ds[0][\"tracks\"], ds[0][\"visibility\"]", "```", "",
+             "## Limitations", "",
+             "Synthetic clips are procedural 2-D scenes (affine motions, no 3-D effects); tracks of real videos come "
+             "from a tracker and inherit its errors. TAP-Vid clips are sparse and usually shorter than the default "
+             "horizon (build them with smaller `--history-frames/--future-frames`).", ""]
+    _atomic_text(out_dir / "README.md", "\n".join(lines + body))
+
+
+def build_trajloombench(
+    source: str,
+    out_dir: str,
+    config_name: str,
+    *,
+    settings: Optional[BenchSettings] = None,
+    split: str = "test",
+    counts: Optional[Dict[str, int]] = None,
+    input_path: Optional[str] = None,
+    seed: int = 0,
+    source_kwargs: Optional[dict] = None,
+    command: str = "",
+    progress: bool = True,
+) -> dict:
+    """Build (or resume) one config of TrajLoomBench; returns the manifest.
+
+    Args:
+        source: one of ``SOURCES``.
+        out_dir: the dataset folder (``load_dataset(out_dir, config_name)``).
+        split: the split non-synthetic sources are written to.
+        counts: synthetic clips per split, e.g. ``{"train": 64, "validation": 8, "test": 16}``.
+        input_path: the input folder/file of the other sources.
+        source_kwargs: extra source options (``tracks_key``, ``visibility_key``, ``axis_order``, ``tracker``).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"`source` must be one of {SOURCES}, got {source!r}")
+    if not config_name or "/" in config_name or config_name.startswith("."):
+        raise ValueError(f"`config_name` must be a plain folder name, got {config_name!r}")
+    settings = settings or BenchSettings()
+    settings.validate()
+    out = Path(out_dir)
+    cdir = out / "data" / config_name
+    cdir.mkdir(parents=True, exist_ok=True)
+    manifest_path = cdir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if manifest and manifest.get("settings") != asdict(settings):
+        raise ValueError(f"config {config_name!r} in {out_dir!r} was built with other settings {manifest['settings']}; "
+                         "use another --config name or delete that folder")
+    manifest.update(source=source, settings=asdict(settings), command=command or manifest.get("command", ""))
+    manifest.setdefault("shards", {})
+    manifest.setdefault("skipped", {})
+    manifest.setdefault("counts", {})
+    source_kwargs = source_kwargs or {}
+    grid = source != "tapvid"
+    features = bench_features(settings, grid)
+
+    if source == "synthetic":
+        counts = counts or {"train": 64, "validation": 8, "test": 16}
+        bad = [s for s in counts if s not in SPLITS]
+        if bad:
+            raise ValueError(f"`counts` splits must be in {SPLITS}, got {bad}")
+        jobs = [(s, synthetic_source(s, n, settings, seed)) for s, n in counts.items() if n > 0]
+    else:
+        if input_path is None:
+            raise ValueError(f"source {source!r} needs `input_path` (--input)")
+        if not os.path.exists(input_path):
+            raise FileNotFoundError(f"`input` {input_path!r} does not exist")
+        maker = {"tapvid": tapvid_source, "trajloom-official": trajloom_official_source, "videos": videos_source}[source]
+        jobs = [(split, maker(input_path, settings, **source_kwargs))]
+
+    for split_name, items in jobs:
+        done = manifest["shards"].setdefault(split_name, [])  # [{"file", "clip_ids"}] of finished shards
+        done_ids = {cid for shard in done for cid in shard["clip_ids"]}
+        rows, ids = [], []
+        index = len(done)
+        total = counts.get(split_name) if source == "synthetic" else None
+        bar = tqdm(items, total=total, desc=f"{config_name}/{split_name}", disable=not progress)
+        for clip_id, build in bar:
+            if clip_id in done_ids:
+                continue
+            try:
+                clip = build()
+            except SkipClip as err:
+                manifest["skipped"][clip_id] = str(err)
+                continue
+            rows.append(_row(clip, settings))
+            ids.append(clip_id)
+            if len(rows) == settings.shard_size:
+                index = _flush(rows, ids, features, cdir, split_name, index, manifest, manifest_path)
+                rows, ids = [], []
+        if rows:
+            _flush(rows, ids, features, cdir, split_name, index, manifest, manifest_path)
+        manifest["counts"][split_name] = sum(len(s["clip_ids"]) for s in manifest["shards"][split_name])
+    _atomic_text(manifest_path, json.dumps(manifest, indent=2))
+    write_dataset_card(out)
+    return manifest
+
+
+def _flush(rows, ids, features, cdir: Path, split: str, index: int, manifest: dict, manifest_path: Path) -> int:
+    digest = hashlib.sha1("".join(ids).encode()).hexdigest()[:8]
+    name = f"{split}-{index:05d}-{digest}.parquet"
+    _write_shard(rows, features, cdir / name)
+    manifest["shards"][split].append({"file": name, "clip_ids": list(ids)})
+    _atomic_text(manifest_path, json.dumps(manifest, indent=2))  # the shard counts as done only once recorded
+    return index + 1
+
+
+def load_trajloombench(path: str, config_name: str, split: str = "test"):
+    """``datasets.load_dataset(path, config_name, split=split)`` with numpy formatting of the arrays."""
+    from datasets import load_dataset
+
+    return load_dataset(path, config_name, split=split).with_format("numpy")
