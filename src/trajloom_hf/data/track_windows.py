@@ -1,0 +1,156 @@
+"""History/future windows of track clips as a torch ``Dataset`` (shared by the VAE, flow and visibility training).
+
+A clip of ``T >= T_h + T_f`` frames gives one sample: history frames ``[0, T_h)`` and future frames
+``[T_h, T_h + T_f)`` (the official ``use_overlap = false`` layout, reference §1.2). Tracks are queried once, at
+frame 0 of the clip, so future offsets are displacements from the frame-0 grid.
+
+Sources: procedural synthetic clips (generated once and cached as ``.npz``) or a Hugging Face ``datasets.Dataset``
+with the TrajLoomBench columns ``tracks`` ``[T, N, 2]``, ``visibility`` ``[T, N]``, ``caption`` and ``video``
+(mp4 bytes, decoded only when frames are requested).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..validation import check_tracks, check_visibility
+
+
+@dataclass
+class TrackClip:
+    """One clip: ``tracks [T, N, 2]`` float32 px, ``visibility [T, N]`` bool, a caption, optional frames or video bytes."""
+
+    tracks: np.ndarray
+    visibility: np.ndarray
+    caption: str = ""
+    frames: Optional[np.ndarray] = None
+    video_bytes: Optional[bytes] = None
+
+
+def synthetic_clips(
+    seeds: Sequence[int], config, *, cache_dir: Optional[str] = None, progress: bool = True
+) -> List[TrackClip]:
+    """Generate (or load from ``cache_dir``) synthetic clips for ``seeds`` with a :class:`SceneConfig`.
+
+    The cache key holds the scene config, so clips of another size are never mixed in. Frames are generated and
+    cached only when ``config.render`` is True.
+    """
+    from .synthetic import generate_clip
+
+    cache = None
+    if cache_dir is not None:
+        key = f"{config.height}x{config.width}_T{config.num_frames}_s{config.stride}_{config.grid_origin}_r{int(config.render)}"
+        cache = Path(cache_dir) / key
+        cache.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for seed in tqdm(list(seeds), desc="synthetic clips", disable=not progress):
+        path = cache / f"{seed:08d}.npz" if cache is not None else None
+        if path is not None and path.exists():
+            with np.load(path) as f:
+                clips.append(TrackClip(f["tracks"], f["visibility"], str(f["caption"]), f["frames"] if "frames" in f else None))
+            continue
+        clip = generate_clip(int(seed), config)
+        clips.append(TrackClip(clip.tracks, clip.visibility, clip.caption, clip.frames))
+        if path is not None:
+            tmp = path.with_name(f".{path.name}.tmp")
+            arrays = dict(tracks=clip.tracks, visibility=clip.visibility, caption=np.array(clip.caption))
+            if clip.frames is not None:
+                arrays["frames"] = clip.frames
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+    return clips
+
+
+def hf_dataset_clips(dataset, *, with_video: bool = False) -> List[TrackClip]:
+    """Clips from a ``datasets.Dataset`` with TrajLoomBench columns (``tracks``, ``visibility``, ``caption``, ``video``)."""
+    for col in ("tracks", "visibility"):
+        if col not in dataset.column_names:
+            raise ValueError(f"`dataset` needs a {col!r} column, has {dataset.column_names}")
+    ds = dataset.with_format("numpy", columns=["tracks", "visibility"], output_all_columns=True)
+    clips = []
+    for row in ds:
+        clips.append(TrackClip(
+            np.asarray(row["tracks"], np.float32),
+            np.asarray(row["visibility"]).astype(bool),
+            str(row.get("caption", "") or ""),
+            None,
+            row.get("video") if with_video else None,
+        ))
+    return clips
+
+
+class TrackWindowDataset(Dataset):
+    """``(history, future)`` windows of clips. Each item is a dict:
+
+    * ``history_tracks`` ``[T_h, N, 2]`` float32 px, ``history_visibility`` ``[T_h, N]`` bool,
+    * ``future_tracks`` ``[T_f, N, 2]``, ``future_visibility`` ``[T_f, N]``,
+    * ``caption`` str, and ``history_frames`` ``[T_h, H, W, 3]`` uint8 when ``with_frames`` (else absent).
+    """
+
+    def __init__(self, clips: Sequence[TrackClip], history_frames: int, future_frames: int, *, with_frames: bool = False):
+        if history_frames < 1 or future_frames < 0:
+            raise ValueError(f"`history_frames` must be >= 1 and `future_frames` >= 0, got {history_frames}, {future_frames}")
+        need = history_frames + future_frames
+        for i, clip in enumerate(clips):
+            check_tracks(clip.tracks, f"clips[{i}].tracks", min_ndim=3, max_ndim=3)
+            check_visibility(clip.visibility, clip.tracks.shape, f"clips[{i}].visibility")
+            if clip.tracks.shape[0] < need:
+                raise ValueError(f"`clips[{i}]` has {clip.tracks.shape[0]} frames, needs history + future = {need}")
+            if with_frames and clip.frames is None and clip.video_bytes is None:
+                raise ValueError(f"`clips[{i}]` has no frames or video but `with_frames` is True")
+        self.clips = list(clips)
+        self.history_frames, self.future_frames, self.with_frames = history_frames, future_frames, with_frames
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, idx: int) -> Dict[str, object]:
+        clip = self.clips[idx]
+        th, tf = self.history_frames, self.future_frames
+        item = {
+            "history_tracks": torch.from_numpy(np.ascontiguousarray(clip.tracks[:th], np.float32)),
+            "history_visibility": torch.from_numpy(np.ascontiguousarray(clip.visibility[:th])),
+            "future_tracks": torch.from_numpy(np.ascontiguousarray(clip.tracks[th : th + tf], np.float32)),
+            "future_visibility": torch.from_numpy(np.ascontiguousarray(clip.visibility[th : th + tf])),
+            "caption": clip.caption,
+        }
+        if self.with_frames:
+            frames = clip.frames
+            if frames is None:
+                from ..video_io import decode_mp4_bytes
+
+                frames = decode_mp4_bytes(clip.video_bytes, max_frames=th)
+            item["history_frames"] = torch.from_numpy(np.ascontiguousarray(frames[:th]))
+        return item
+
+
+class TrackSegmentDataset(Dataset):
+    """Every history and every future window as a separate VAE training segment: ``tracks [T, N, 2]``, ``visibility``.
+
+    ``windows.future_frames`` must equal ``windows.history_frames`` (the VAE has one segment length).
+    """
+
+    def __init__(self, windows: TrackWindowDataset):
+        if windows.future_frames not in (0, windows.history_frames):
+            raise ValueError(
+                f"history ({windows.history_frames}) and future ({windows.future_frames}) windows must have the same length"
+            )
+        self.windows = windows
+        self.parts = ("history", "future") if windows.future_frames else ("history",)
+
+    def __len__(self) -> int:
+        return len(self.windows) * len(self.parts)
+
+    def __getitem__(self, idx: int) -> Dict[str, torch.Tensor]:
+        item = self.windows[idx // len(self.parts)]
+        part = self.parts[idx % len(self.parts)]
+        return {"tracks": item[f"{part}_tracks"], "visibility": item[f"{part}_visibility"]}
