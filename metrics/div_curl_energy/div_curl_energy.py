@@ -1,0 +1,33 @@
+"""DivCurlEnergy as an `evaluate` module (thin wrapper over `trajloom_hf.metrics.flow_field.div_curl_energy`). Reference-free: it looks
+only at the predictions."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from trajloom_hf.metrics.flow_field import div_curl_energy
+
+_DESCRIPTION = """DivCurlEnergy (eq. 16): mean squared divergence + curl of the per-frame flow on the grid cells, 1/frame^2 (paper tables: x 10^3). Lower is smoother / more coherent motion."""
+_CITATION = """@article{trajloom2026, title={TrajLoom}, journal={arXiv:2603.22606}, year={2026}}"""
+_KWARGS = """
+Args:
+    predictions: per video, predicted tracks [T, N, 2] in pixels, N row-major over `grid_shape`.
+    visibility: optional [V, T, N] bool (the official script masks with the ground-truth visibility).
+    grid_shape: (H_g, W_g); grid_stride: grid spacing in pixels.
+Returns:
+    div_curl_energy: the mean over videos with a finite value; div_curl_energy_per_video: list.
+"""
+TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
+class DivCurlEnergy(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
+                                   features=datasets.Features({"predictions": TRACKS}))
+
+    def _compute(self, predictions, visibility=None, grid_shape=None, grid_stride=None):
+        if grid_shape is None or grid_stride is None:
+            raise ValueError("`grid_shape` (H_g, W_g) and `grid_stride` (px) are required")
+        r = div_curl_energy(np.asarray(predictions, np.float32), visibility, grid_shape=tuple(grid_shape), grid_stride=float(grid_stride))
+        return {"div_curl_energy": r.value, "div_curl_energy_per_video": r.per_video.tolist()}

@@ -1,0 +1,33 @@
+"""ADE/FDE and best-of-K minADE/minFDE over visible points, as an `evaluate` module (thin wrapper over
+`trajloom_hf.metrics.endpoint.displacement_errors`)."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from trajloom_hf.metrics.endpoint import displacement_errors
+
+_DESCRIPTION = """Sample accuracy of generative forecasts: per video and sample, the mean error over visible points
+(ADE) and at each point's last visible frame (FDE); minADE/minFDE keep the best of the K samples per video."""
+_CITATION = """@article{trajloom2026, title={TrajLoom}, journal={arXiv:2603.22606}, year={2026}}"""
+_KWARGS = """
+Args:
+    predictions: per video, K sampled futures [K, T, N, 2] in pixels.
+    references: per video, the ground truth [T, N, 2] in pixels.
+    visibility: optional [V, T, N] reference visibility.
+Returns:
+    min_ade, min_fde, ade, fde (px), num_samples.
+"""
+SAMPLES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32")))))
+TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
+class MinADE(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
+                                   features=datasets.Features({"predictions": SAMPLES, "references": TRACKS}))
+
+    def _compute(self, predictions, references, visibility=None):
+        d = displacement_errors(np.asarray(predictions, np.float32), np.asarray(references, np.float32), visibility)
+        return {"min_ade": d.min_ade, "min_fde": d.min_fde, "ade": d.ade, "fde": d.fde, "num_samples": d.num_samples}
