@@ -18,7 +18,6 @@ State-dict keys equal the official ``trajloom_generator.pt`` keys (reference App
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, List, Optional, Sequence, Tuple
 
