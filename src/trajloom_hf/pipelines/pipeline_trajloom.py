@@ -1,0 +1,269 @@
+"""TrajLoomPipeline: observed history in, sampled future tracks and visibility out (paper §3.3.4; reference §10).
+
+    pipe = TrajLoomPipeline.from_pretrained("path/to/pipeline")
+    out = pipe(history_tracks, history_visibility, num_samples=4, num_inference_steps=10, generator=torch.manual_seed(0))
+    out.future_tracks        # [B, S, T_f, N, 2] pixels
+
+Steps: normalise the history (fp32) -> ``vae.encode(...).latent_dist.mean`` -> ``vae.scale_latents`` ->
+history latent visibility (any-pooled over the VAE's temporal stride, and *passed to the model*: the official
+script forgets it, reference §8.2) -> optional video latents and pooled caption embedding -> the transformer
+context, computed once per clip and shared by every ODE step and sample -> boundary-anchored source ``z_0`` ->
+Euler / Heun / DOPRI5 -> ``vae.unscale_latents`` -> ``vae.decode(clamp=True)`` -> pixels -> visibility head.
+
+Resolution, grid and horizon come from the component configs. Coordinates stay fp32 whatever dtype the models
+run in. Noise is drawn on the CPU from ``generator`` and then moved, so a seed gives the same futures on CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from ..encoding import denormalize_tracks, in_frame, latent_visibility, make_query_grid, normalize_tracks
+from ..models.autoencoder_traj import AutoencoderTraj
+from ..models.transformer_traj_flow import TrajFlowTransformer
+from ..models.visibility_predictor import VisibilityPredictor
+from ..schedulers import FlowMatchTrajScheduler
+from ..validation import check_tracks, check_visibility
+
+
+@dataclass
+class TrajLoomPipelineOutput(BaseOutput):
+    """``future_tracks`` ``[B, S, T_f, N, 2]`` px (fp32); ``future_visibility`` ``[B, S, T_f, N]`` bool;
+    ``visibility_prob`` ``[B, S, T_f, N]`` (None without a visibility head)."""
+
+    future_tracks: Union[np.ndarray, torch.Tensor]
+    future_visibility: Union[np.ndarray, torch.Tensor]
+    visibility_prob: Optional[Union[np.ndarray, torch.Tensor]]
+
+
+class TrajLoomPipeline(DiffusionPipeline):
+    r"""Dense future point-trajectory generation with TrajLoom.
+
+    Components:
+        vae ([`AutoencoderTraj`]): track VAE with latent statistics in its config.
+        transformer ([`TrajFlowTransformer`]): the flow velocity network.
+        scheduler ([`FlowMatchTrajScheduler`]): rectified-flow ODE solver and source distribution.
+        visibility_predictor ([`VisibilityPredictor`], optional): future visibility head.
+        video_vae (diffusers `AutoencoderKLWan`, optional), text_encoder + tokenizer (transformers, optional):
+            video and caption conditioning (see :mod:`trajloom_hf.video_conditioning` / ``text_conditioning``).
+    """
+
+    model_cpu_offload_seq = "text_encoder->video_vae->vae->transformer->visibility_predictor"
+    _optional_components = ["visibility_predictor", "video_vae", "text_encoder", "tokenizer"]
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae: AutoencoderTraj,
+        transformer: TrajFlowTransformer,
+        scheduler: FlowMatchTrajScheduler,
+        visibility_predictor: Optional[VisibilityPredictor] = None,
+        video_vae=None,
+        text_encoder=None,
+        tokenizer=None,
+    ):
+        super().__init__()
+        self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
+                              visibility_predictor=visibility_predictor, video_vae=video_vae,
+                              text_encoder=text_encoder, tokenizer=tokenizer)
+        k, n, c = transformer.latent_shape
+        if (vae.num_latent_frames, vae.grid_hw[0] * vae.grid_hw[1], vae.config.latent_channels) != (k, n, c):
+            raise ValueError(
+                f"`vae` latents [K={vae.num_latent_frames}, N={vae.grid_hw[0] * vae.grid_hw[1]}, C={vae.config.latent_channels}] "
+                f"do not match the `transformer` latents [K={k}, N={n}, C={c}]"
+            )
+
+    # ------------------------------------------------------------------------------------------------------------
+    @property
+    def frame_size(self):
+        return self.vae.config.height, self.vae.config.width
+
+    @property
+    def history_frames(self) -> int:
+        return self.vae.config.num_frames
+
+    def _prepare_history(self, history_tracks, history_visibility):
+        """-> tracks ``[B, T, N, 2]`` fp32 px (last T frames), visibility ``[B, T, N]`` bool (AND in-frame)."""
+        tracks = torch.as_tensor(history_tracks) if not isinstance(history_tracks, torch.Tensor) else history_tracks
+        check_tracks(tracks, "history_tracks", min_ndim=3, max_ndim=4)
+        if tracks.ndim == 3:
+            tracks = tracks[None]
+            if history_visibility is not None:
+                history_visibility = torch.as_tensor(history_visibility)[None]
+        t_need, n_need = self.history_frames, self.vae.grid_hw[0] * self.vae.grid_hw[1]
+        if tracks.shape[1] < t_need:
+            raise ValueError(f"`history_tracks` has {tracks.shape[1]} frames; the pipeline needs at least {t_need} "
+                             f"(vae.config.num_frames)")
+        if tracks.shape[2] != n_need:
+            raise ValueError(f"`history_tracks` has N={tracks.shape[2]} points; the {self.vae.grid_hw[0]}x{self.vae.grid_hw[1]} "
+                             f"grid of the pipeline has N={n_need}")
+        h, w = self.frame_size
+        tracks = tracks.to(torch.float32)
+        if (tracks[..., 0].abs() > 3 * w).any() or (tracks[..., 1].abs() > 3 * h).any():
+            raise ValueError(f"`history_tracks` are far outside the {h}x{w} frame: are they pixels of that frame size?")
+        if history_visibility is None:
+            vis = torch.ones(tracks.shape[:-1], dtype=torch.bool)
+        else:
+            vis = torch.as_tensor(history_visibility)
+            check_visibility(vis, tracks.shape, "history_visibility")
+            vis = vis.bool()
+        tracks, vis = tracks[:, -t_need:], vis[:, -t_need:].to(tracks.device)
+        return tracks, vis & in_frame(tracks, h, w)  # points outside the frame count as invisible (reference §1.7)
+
+    def encode_history(self, history_tracks: torch.Tensor, history_visibility: torch.Tensor):
+        """History px ``[B, T, N, 2]`` -> normalised latents ``[B, K, N, C]`` and latent visibility ``[B, K, N]``."""
+        device = self._execution_device
+        h, w = self.frame_size
+        x = normalize_tracks(history_tracks.to(device), h, w)
+        z = self.vae.encode(x).latent_dist.mean  # posterior mean (eq. 6)
+        z = self.vae.scale_latents(z.float())
+        lat_vis = latent_visibility(history_visibility.to(device), self.vae.config.temporal_stride).float()
+        return z, lat_vis
+
+    def encode_prompt(self, prompt: Union[str, List[str]], batch_size: int):
+        """Pooled caption embedding ``[B, D_text]`` (masked mean of the text encoder's last hidden state)."""
+        if self.text_encoder is None or self.tokenizer is None:
+            raise ValueError("`prompt` was given but the pipeline has no `text_encoder`/`tokenizer`")
+        from ..text_conditioning import encode_pooled_text
+
+        prompts = [prompt] * batch_size if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != batch_size:
+            raise ValueError(f"`prompt` must be a string or {batch_size} strings, got {len(prompts)}")
+        return encode_pooled_text(self.text_encoder, self.tokenizer, prompts, device=self._execution_device)
+
+    def encode_video(self, video, batch_size: int):
+        """Token-aligned video latents ``[B, K, N, C_v]`` of the history frames (``video_vae`` required)."""
+        if self.video_vae is None:
+            raise ValueError("`video` was given but the pipeline has no `video_vae`")
+        from ..video_conditioning import encode_video_latents
+
+        return encode_video_latents(self.video_vae, video, self.frame_size, self.vae.grid_hw, self.history_frames,
+                                    batch_size=batch_size, device=self._execution_device)
+
+    # ------------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        history_tracks,
+        history_visibility=None,
+        video=None,
+        prompt: Optional[Union[str, List[str]]] = None,
+        num_samples: int = 1,
+        num_inference_steps: int = 10,
+        solver: str = "euler",
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Optional[Callable[..., Dict]] = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        visibility_threshold: Optional[float] = None,
+    ):
+        r"""Sample ``num_samples`` futures per clip in one batched pass.
+
+        Args:
+            history_tracks: ``[T, N, 2]`` or ``[B, T, N, 2]`` pixels (numpy or torch); the last
+                ``vae.config.num_frames`` frames are used.
+            history_visibility: ``[T, N]`` / ``[B, T, N]`` bool, or None (all visible); out-of-frame points are
+                treated as invisible.
+            video: history frames ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` uint8 (needs ``video_vae``).
+            prompt: caption(s) (needs ``text_encoder`` + ``tokenizer``).
+            num_samples: futures per clip ``S``.
+            num_inference_steps, solver: ODE steps and solver (``"euler"``, ``"heun"``, ``"dopri5"``).
+            generator: a CPU ``torch.Generator`` for reproducible sources, or a list with one per clip (then each
+                clip's futures are independent of the rest of the batch).
+            output_type: ``"np"`` or ``"pt"``.
+            callback_on_step_end: ``fn(pipe, step, t, {"latents": z}) -> dict`` after each step (Euler/Heun).
+        Returns:
+            :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob)``).
+        """
+        if output_type not in ("np", "pt"):
+            raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}")
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}")
+        if solver not in ("euler", "heun", "dopri5"):
+            raise ValueError(f"`solver` must be 'euler', 'heun' or 'dopri5', got {solver!r}")
+        bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if bad:
+            raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
+        device = self._execution_device
+        tracks, vis = self._prepare_history(history_tracks, history_visibility)
+        b, s = tracks.shape[0], num_samples
+
+        # 1. conditioning, once per clip
+        z_hist, lat_vis = self.encode_history(tracks, vis)
+        text = self.encode_prompt(prompt, b) if prompt is not None else None
+        video_lat = self.encode_video(video, b) if video is not None else None
+        context = self.transformer.prepare_context(z_hist, lat_vis, video_lat, text)
+        if s > 1:
+            context = context.repeat_interleave(s)
+
+        # 2. source z0 (boundary anchoring, eq. 7), drawn on the CPU for device-independent seeds
+        z_hist_rep = z_hist.repeat_interleave(s, dim=0).cpu().float()
+        if isinstance(generator, (list, tuple)):  # one generator per clip: a clip's futures do not depend on the batch
+            if len(generator) != b:
+                raise ValueError(f"`generator` list must have one generator per clip ({b}), got {len(generator)}")
+            z = torch.cat([self.scheduler.sample_source(z_hist_rep[i * s : (i + 1) * s], generator=g)
+                           for i, g in enumerate(generator)])
+        else:
+            z = self.scheduler.sample_source(z_hist_rep, generator=generator)
+        z = z.to(device)
+
+        # 3. integrate the ODE from t = 0 to 1
+        def velocity(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.transformer(zt, t, context=context).sample.float()
+
+        if solver == "dopri5":
+            z = self.scheduler.sample(velocity, z, num_inference_steps, solver="dopri5").sample
+        else:
+            self.scheduler.set_timesteps(num_inference_steps, device=device, solver=solver)
+            timesteps = self.scheduler.timesteps
+            with self.progress_bar(total=len(timesteps)) as bar:
+                for i, t in enumerate(timesteps):
+                    v = velocity(z, self.scheduler.model_timestep(t, z.shape[0], device=device))
+                    z = self.scheduler.step(v, t, z).prev_sample
+                    if callback_on_step_end is not None:
+                        out = callback_on_step_end(self, i, t, {k: z for k in callback_on_step_end_tensor_inputs})
+                        z = out.pop("latents", z)
+                    bar.update()
+
+        # 4. decode to pixels (fp32), then visibility
+        h, w = self.frame_size
+        x = self.vae.decode(self.vae.unscale_latents(z.float()), clamp=True).sample
+        px = denormalize_tracks(x.float(), h, w)  # [B*S, T_f, N, 2]
+        t_f = px.shape[1]
+        prob = None
+        if self.visibility_predictor is not None:
+            logits = self.visibility_predictor(z).logits  # [B*S, K, N]
+            from ..encoding import upsample_latent_time
+
+            prob = upsample_latent_time(torch.sigmoid(logits.float()), t_f, self.vae.config.temporal_stride)
+            thr = self.visibility_predictor.config.threshold if visibility_threshold is None else visibility_threshold
+            fut_vis = (prob > thr) & in_frame(px, h, w)
+        else:
+            fut_vis = in_frame(px, h, w)
+        # like the official script: coordinates clipped to the frame after the in-frame test
+        px = torch.stack([px[..., 0].clamp(0, w - 1 - 1e-3), px[..., 1].clamp(0, h - 1 - 1e-3)], -1)
+
+        shape = (b, s) + tuple(px.shape[1:])
+        out_tracks = px.reshape(shape)
+        out_vis = fut_vis.reshape(shape[:-1])
+        out_prob = None if prob is None else prob.reshape(shape[:-1])
+        if output_type == "np":
+            out_tracks, out_vis = out_tracks.cpu().numpy(), out_vis.cpu().numpy()
+            out_prob = None if out_prob is None else out_prob.cpu().numpy()
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return out_tracks, out_vis, out_prob
+        return TrajLoomPipelineOutput(future_tracks=out_tracks, future_visibility=out_vis, visibility_prob=out_prob)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def query_grid(self) -> np.ndarray:
+        """The query points ``[N, 2]`` px the pipeline's tracks are defined on (row-major grid at frame 0)."""
+        h, w = self.frame_size
+        return make_query_grid(h, w, self.vae.config.patch_size, self.vae.config.grid_origin)

@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import torch
+
+from trajloom_hf.data.synthetic import SceneConfig, generate_clip
+from trajloom_hf.models import AutoencoderTraj, TrajFlowTransformer, VisibilityPredictor
+from trajloom_hf.pipelines import TrajLoomPipeline
+from trajloom_hf.schedulers import FlowMatchTrajScheduler
+
+H, W, S, T = 64, 96, 16, 9
+
+
+def tiny_pipeline(seed=0):
+    torch.manual_seed(seed)
+    vae = AutoencoderTraj(height=H, width=W, patch_size=S, num_frames=T, temporal_stride=4, hidden_size=32, num_heads=4,
+                          encoder_depth=4, decoder_depth=4, latent_channels=4, pos_embed_dim=8,
+                          latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    for p in vae.parameters():  # open the zero-initialised gates/final layer so outputs depend on the latents
+        if p.dim() == 3 or p.shape[0] == 2:
+            torch.nn.init.normal_(p, std=0.05)
+    tr = TrajFlowTransformer(latent_channels=4, num_latent_frames=3, grid_size=(4, 6), hidden_size=32, num_heads=4,
+                             num_layers=2, text_embed_dim=16, video_latent_channels=4, use_text_cond=False,
+                             use_video_cond=False, history_num_frames=T, temporal_stride=4)
+    for p in tr.parameters():
+        if p.dim() >= 1 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.02)
+    vis = VisibilityPredictor(latent_channels=4, hidden_size=8, depth=1)
+    return TrajLoomPipeline(vae=vae.eval(), transformer=tr.eval(), scheduler=FlowMatchTrajScheduler(), visibility_predictor=vis.eval())
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline()
+
+
+@pytest.fixture(scope="module")
+def history():
+    clip = generate_clip(1, SceneConfig(height=H, width=W, num_frames=2 * T, stride=S, render=False))
+    return clip.tracks[:T], clip.visibility[:T]
+
+
+def test_end_to_end_shapes_ranges_and_determinism(pipe, history):
+    tracks, vis = history
+    out = pipe(tracks, vis, num_samples=3, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    assert out.future_tracks.shape == (1, 3, T, 24, 2) and out.future_tracks.dtype == np.float32
+    assert out.future_visibility.shape == (1, 3, T, 24) and out.future_visibility.dtype == bool
+    assert out.visibility_prob.shape == (1, 3, T, 24) and ((0 <= out.visibility_prob) & (out.visibility_prob <= 1)).all()
+    ft = out.future_tracks
+    assert (ft[..., 0] >= 0).all() and (ft[..., 0] < W - 1).all() and (ft[..., 1] < H - 1).all()
+    assert not np.allclose(ft[0, 0], ft[0, 1])  # samples differ
+    again = pipe(tracks, vis, num_samples=3, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(again.future_tracks, ft)  # same seed repeats
+
+
+def test_batch_equals_single_and_heun_dopri(pipe, history):
+    tracks, vis = history
+    single = pipe(tracks, vis, num_samples=2, num_inference_steps=2, generator=[torch.Generator().manual_seed(5)],
+                  output_type="pt")
+    batch = pipe(np.stack([tracks, tracks + 1.0]), np.stack([vis, vis]), num_samples=2, num_inference_steps=2,
+                 generator=[torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)], output_type="pt")
+    assert torch.allclose(batch.future_tracks[0], single.future_tracks[0], atol=1e-4)
+    heun = pipe(tracks, vis, num_inference_steps=2, solver="heun", generator=torch.Generator().manual_seed(1))
+    dopri = pipe(tracks, vis, solver="dopri5", generator=torch.Generator().manual_seed(1))
+    assert np.isfinite(heun.future_tracks).all() and np.isfinite(dopri.future_tracks).all()
+
+
+def test_history_visibility_reaches_the_model(pipe, history, monkeypatch):
+    tracks, vis = history
+    seen = {}
+    original = pipe.transformer.prepare_context
+
+    def spy(z, v, *a, **k):
+        seen["vis"] = v
+        return original(z, v, *a, **k)
+
+    monkeypatch.setattr(pipe.transformer, "prepare_context", spy)
+    vis = vis.copy()
+    vis[:, :5] = False
+    pipe(tracks, vis, num_inference_steps=1)
+    assert seen["vis"] is not None and seen["vis"].shape == (1, 3, 24)
+    assert seen["vis"][0, :, :5].sum() == 0 and seen["vis"][0, :, 5:].sum() > 0
+
+
+def test_save_load_round_trip(tmp_path, pipe, history):
+    tracks, vis = history
+    pipe.save_pretrained(tmp_path / "pipe")
+    back = TrajLoomPipeline.from_pretrained(tmp_path / "pipe")
+    assert back.video_vae is None and isinstance(back.visibility_predictor, VisibilityPredictor)
+    a = pipe(tracks, vis, num_samples=2, num_inference_steps=2, generator=torch.Generator().manual_seed(3))
+    b = back(tracks, vis, num_samples=2, num_inference_steps=2, generator=torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(a.future_tracks, b.future_tracks)
+    np.testing.assert_array_equal(a.future_visibility, b.future_visibility)
+
+
+def test_callback_and_tuple_output(pipe, history):
+    tracks, vis = history
+    steps = []
+
+    def cb(p, i, t, kwargs):
+        steps.append(i)
+        return kwargs
+
+    res = pipe(tracks, vis, num_inference_steps=3, callback_on_step_end=cb, return_dict=False)
+    assert steps == [0, 1, 2] and isinstance(res, tuple) and len(res) == 3
+
+
+def test_bad_inputs(pipe, history):
+    tracks, vis = history
+    with pytest.raises(ValueError, match="needs at least 9"):
+        pipe(tracks[:5], vis[:5])
+    with pytest.raises(ValueError, match="N=20 points"):
+        pipe(tracks[:, :20], vis[:, :20])
+    with pytest.raises(ValueError, match="far outside"):
+        pipe(tracks * 100, vis)
+    with pytest.raises(ValueError, match="`history_visibility`"):
+        pipe(tracks, vis[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        bad = tracks.copy()
+        bad[0, 0, 0] = np.nan
+        pipe(bad, vis)
+    with pytest.raises(ValueError, match="`num_samples`"):
+        pipe(tracks, vis, num_samples=0)
+    with pytest.raises(ValueError, match="no `text_encoder`"):
+        pipe(tracks, vis, prompt="a cat")
+    with pytest.raises(ValueError, match="no `video_vae`"):
+        pipe(tracks, vis, video=np.zeros((T, H, W, 3), np.uint8))
+    with pytest.raises((OSError, ValueError), match="nonexistent"):
+        TrajLoomPipeline.from_pretrained("/nonexistent/pipeline")
+
+
+def test_missing_component_folder_is_reported(tmp_path, pipe):
+    import shutil
+
+    pipe.save_pretrained(tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / "transformer")
+    with pytest.raises((OSError, ValueError, EnvironmentError)):
+        TrajLoomPipeline.from_pretrained(tmp_path / "p")
