@@ -54,3 +54,13 @@ def test_bench_build_cli(tmp_path, monkeypatch, capsys):
     from datasets import load_dataset
 
     assert load_dataset(str(tmp_path / "tb"), "tiny", split="test").with_format("numpy")[0]["tracks"].shape == (8, 24, 2)
+
+
+def test_top_level_lazy_exports():
+    import trajloom_hf
+
+    assert trajloom_hf.TrajLoomPipeline.__name__ == "TrajLoomPipeline"
+    assert trajloom_hf.AutoencoderTraj.__name__ == "AutoencoderTraj"
+    assert callable(trajloom_hf.metrics.fvmd)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        trajloom_hf.Nope

@@ -15,6 +15,18 @@ _LAZY = {
     # track data model
     "encoding": "trajloom_hf.encoding",
     "location_variance_explained": "trajloom_hf.location_bias",
+    # models, scheduler, pipeline (diffusers)
+    "AutoencoderTraj": "trajloom_hf.models.autoencoder_traj",
+    "TrajFlowTransformer": "trajloom_hf.models.transformer_traj_flow",
+    "VisibilityPredictor": "trajloom_hf.models.visibility_predictor",
+    "FlowMatchTrajScheduler": "trajloom_hf.schedulers.scheduling_flow_match_traj",
+    "TrajLoomPipeline": "trajloom_hf.pipelines.pipeline_trajloom",
+    "TrajLoomPipelineOutput": "trajloom_hf.pipelines.pipeline_trajloom",
+    # data, metrics
+    "SceneConfig": "trajloom_hf.data.synthetic",
+    "generate_clip": "trajloom_hf.data.synthetic",
+    "build_trajloombench": "trajloom_hf.data.trajloombench",
+    "metrics": "trajloom_hf.metrics",
 }
 
 
@@ -33,5 +45,10 @@ def __dir__():
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import encoding  # noqa: F401
+    from . import encoding, metrics  # noqa: F401
+    from .data.synthetic import SceneConfig, generate_clip  # noqa: F401
+    from .data.trajloombench import build_trajloombench  # noqa: F401
     from .location_bias import location_variance_explained  # noqa: F401
+    from .models import AutoencoderTraj, TrajFlowTransformer, VisibilityPredictor  # noqa: F401
+    from .pipelines import TrajLoomPipeline, TrajLoomPipelineOutput  # noqa: F401
+    from .schedulers import FlowMatchTrajScheduler  # noqa: F401
