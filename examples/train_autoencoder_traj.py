@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from trajloom_hf.csv_tracker import CSVTracker
 from trajloom_hf.data.synthetic import SceneConfig
+from trajloom_hf.data.trajloombench import load_trajloombench
 from trajloom_hf.data.track_windows import TrackSegmentDataset, TrackWindowDataset, hf_dataset_clips, synthetic_clips
 from trajloom_hf.encoding import denormalize_tracks, normalize_tracks
 from trajloom_hf.latent_statistics import RunningLatentStatistics, set_latent_statistics
@@ -93,10 +94,8 @@ def parse_args(argv=None):
 
 def build_datasets(args):
     if args.bench:
-        from datasets import load_dataset
-
-        train = hf_dataset_clips(load_dataset(args.bench, args.bench_config, split="train"))
-        val = hf_dataset_clips(load_dataset(args.bench, args.bench_config, split="validation"))
+        train = hf_dataset_clips(load_trajloombench(args.bench, args.bench_config, "train", numpy=False))
+        val = hf_dataset_clips(load_trajloombench(args.bench, args.bench_config, "validation", numpy=False))
     else:
         cfg = SceneConfig(height=args.height, width=args.width, num_frames=2 * args.num_frames, stride=args.stride, render=False)
         cache = args.cache_dir or os.path.join(args.output_dir, "cache")
@@ -193,9 +192,7 @@ def main(argv=None):
     first = train_ds[0]["tracks"]
     height, width = (args.height, args.width)
     if args.bench:
-        from datasets import load_dataset
-
-        row = load_dataset(args.bench, args.bench_config, split="train")[0]
+        row = load_trajloombench(args.bench, args.bench_config, "train")[0]
         height, width = int(row["height"]), int(row["width"])
     logger.info(f"{len(train_ds)} training segments of {list(first.shape)}, {len(val_ds)} validation segments")
     train_loader = DataLoader(train_ds, batch_size=args.train_batch_size, shuffle=True, drop_last=True,

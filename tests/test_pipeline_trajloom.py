@@ -10,15 +10,15 @@ from trajloom_hf.schedulers import FlowMatchTrajScheduler
 H, W, S, T = 64, 96, 16, 9
 
 
-def tiny_pipeline(seed=0):
+def tiny_pipeline(seed=0, height=H):
     torch.manual_seed(seed)
-    vae = AutoencoderTraj(height=H, width=W, patch_size=S, num_frames=T, temporal_stride=4, hidden_size=32, num_heads=4,
+    vae = AutoencoderTraj(height=height, width=W, patch_size=S, num_frames=T, temporal_stride=4, hidden_size=32, num_heads=4,
                           encoder_depth=4, decoder_depth=4, latent_channels=4, pos_embed_dim=8,
                           latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
     for p in vae.parameters():  # open the zero-initialised gates/final layer so outputs depend on the latents
         if p.dim() == 3 or p.shape[0] == 2:
             torch.nn.init.normal_(p, std=0.05)
-    tr = TrajFlowTransformer(latent_channels=4, num_latent_frames=3, grid_size=(4, 6), hidden_size=32, num_heads=4,
+    tr = TrajFlowTransformer(latent_channels=4, num_latent_frames=3, grid_size=(height // S, 6), hidden_size=32, num_heads=4,
                              num_layers=2, text_embed_dim=16, video_latent_channels=4, use_text_cond=False,
                              use_video_cond=False, history_num_frames=T, temporal_stride=4)
     for p in tr.parameters():

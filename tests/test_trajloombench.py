@@ -139,3 +139,20 @@ def test_bad_arguments(tmp_path):
         build_trajloombench("synthetic", str(tmp_path), "x", settings=BenchSettings(height=70, width=96, stride=16))
     with pytest.raises(ValueError, match="`config_name`"):
         build_trajloombench("synthetic", str(tmp_path), "../x", settings=S)
+
+
+def test_rebuilt_in_place_bench_is_never_read_from_a_stale_cache(tmp_path):
+    import shutil
+
+    from trajloom_hf.data.trajloombench import load_trajloombench
+
+    out = tmp_path / "bench"
+    build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
+    assert load_trajloombench(str(out), "syn", "test")[0]["tracks"].shape == (10, 24, 2)
+    load(out, "syn", "test")  # populate the datasets cache
+    shutil.rmtree(out)
+    bigger = BenchSettings(height=80, width=96, history_frames=5, future_frames=5, stride=16, fps=8, shard_size=2)
+    build_trajloombench("synthetic", str(out), "syn", settings=bigger, counts={"test": 2}, progress=False)
+    assert load_trajloombench(str(out), "syn", "test")[0]["tracks"].shape == (10, 30, 2)
+    with pytest.raises(ValueError, match="no 'train' shards"):
+        load_trajloombench(str(out), "syn", "train")

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.num_clips < 1:
         raise ValueError(f"`--num-clips` must be >= 1, got {args.num_clips}")
     if args.bench:
-        from datasets import load_dataset
+        from ..data.trajloombench import load_trajloombench
 
-        ds = load_dataset(args.bench, args.config, split=args.split).with_format("numpy")
+        ds = load_trajloombench(args.bench, args.config, args.split)
         n = min(args.num_clips, len(ds))
         rows = [ds[i] for i in range(n)]
         tracks = np.stack([r["tracks"] for r in rows]).astype(np.float32)

@@ -433,7 +433,8 @@ def build_trajloombench(
 
 
 def _flush(rows, ids, features, cdir: Path, split: str, index: int, manifest: dict, manifest_path: Path) -> int:
-    digest = hashlib.sha1("".join(ids).encode()).hexdigest()[:8]
+    # the name covers the clip ids and the build settings, so shards of different builds never share a name
+    digest = hashlib.sha1(("".join(ids) + json.dumps(manifest["settings"], sort_keys=True)).encode()).hexdigest()[:8]
     name = f"{split}-{index:05d}-{digest}.parquet"
     _write_shard(rows, features, cdir / name)
     manifest["shards"][split].append({"file": name, "clip_ids": list(ids)})
@@ -441,8 +442,20 @@ def _flush(rows, ids, features, cdir: Path, split: str, index: int, manifest: di
     return index + 1
 
 
-def load_trajloombench(path: str, config_name: str, split: str = "test"):
-    """``datasets.load_dataset(path, config_name, split=split)`` with numpy formatting of the arrays."""
-    from datasets import load_dataset
+def load_trajloombench(path: str, config_name: str, split: str = "test", *, numpy: bool = True):
+    """A split as a ``datasets.Dataset`` read straight from its Parquet shards (in memory, features from the shards).
 
-    return load_dataset(path, config_name, split=split).with_format("numpy")
+    ``datasets.load_dataset(path, config_name)`` gives the same rows, but it caches a local folder by its name and
+    config only: after a rebuild in place (other sizes or clips) it can return the stale cached data and features.
+    This reader never consults that cache.
+    """
+    import pyarrow.parquet as pq
+    from datasets import Dataset, concatenate_datasets
+
+    folder = Path(path) / "data" / config_name
+    files = sorted(folder.glob(f"{split}-*.parquet"))
+    if not files:
+        have = sorted({f.name.split("-")[0] for f in folder.glob("*.parquet")}) if folder.is_dir() else []
+        raise ValueError(f"no {split!r} shards for config {config_name!r} in {str(path)!r} (splits there: {have})")
+    ds = concatenate_datasets([Dataset(pq.read_table(f)) for f in files])
+    return ds.with_format("numpy") if numpy else ds

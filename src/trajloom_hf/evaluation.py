@@ -1,0 +1,209 @@
+"""Benchmark evaluation: forecasts of pipelines and simple baselines on a TrajLoomBench split, scored with the
+paper's metrics and tabulated in the layout of Table 1.
+
+Per clip the history is the first ``T_h`` frames (``T_h`` = the pipeline VAE's ``num_frames``) and the target the
+next ``T_f`` frames. Baselines computed in the same run: **static** (every point stays at its last history
+position) and **constant velocity** (the last history velocity, extrapolated). Scores (GT visibility masks both
+sets, as TrajLoom's scripts do):
+
+* FVMD (trajectory mode, 16-frame clips, stride 1) and FVMD-Long (the whole window) of the first sample per clip;
+* FlowTV and DivCurlE of the first sample;
+* minADE/minFDE over all samples and the mean ADE;
+* for pipelines, the VAE's reconstruction VEPE of the GT future window.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .metrics import displacement_errors, div_curl_energy, flow_tv, fvmd, fvmd_long, vepe
+
+# metric key -> (table label, scale applied in the table: the paper's Table 1/3 conventions)
+TABLE_ROWS = {
+    "fvmd": ("FVMD", 1.0),
+    "fvmd_long": ("FVMD-Long (10^-3)", 1e-3),
+    "flow_tv": ("FlowTV (10^2)", 1e2),
+    "div_curl_energy": ("DivCurlE (10^3)", 1e3),
+    "min_ade": ("minADE@K (px)", 1.0),
+    "ade": ("ADE (px)", 1.0),
+    "vae_vepe": ("VAE VEPE (px)", 1.0),
+}
+
+
+def static_baseline(history_tracks: np.ndarray, future_frames: int) -> np.ndarray:
+    """``[V, T_h, N, 2]`` -> ``[V, T_f, N, 2]``: the last history position, held."""
+    return np.repeat(history_tracks[:, -1:], future_frames, axis=1)
+
+
+def constant_velocity_baseline(history_tracks: np.ndarray, future_frames: int) -> np.ndarray:
+    """``[V, T_h, N, 2]`` -> ``[V, T_f, N, 2]``: ``x_{T_h - 1} + (k + 1) (x_{T_h - 1} - x_{T_h - 2})``."""
+    last = history_tracks[:, -1:]
+    vel = history_tracks[:, -1:] - history_tracks[:, -2:-1]
+    steps = np.arange(1, future_frames + 1, dtype=np.float64)[None, :, None, None]
+    return (last + steps * vel).astype(np.float32)
+
+
+@dataclass
+class BenchSplit:
+    """A split as arrays: ``tracks [V, T, N, 2]`` px, ``visibility [V, T, N]``, grid info, optional ``videos``."""
+
+    tracks: np.ndarray
+    visibility: np.ndarray
+    captions: List[str]
+    height: int
+    width: int
+    stride: int
+    clip_ids: List[str]
+
+    @property
+    def grid_shape(self):
+        return self.height // self.stride, self.width // self.stride
+
+
+def load_bench_split(bench: str, config: str, split: str, max_clips: Optional[int] = None) -> BenchSplit:
+    """Read a TrajLoomBench split (``load_dataset(bench, config, split=split)``) into arrays."""
+    from .data.trajloombench import load_trajloombench
+
+    ds = load_trajloombench(bench, config, split, numpy=False)
+    if max_clips is not None:
+        ds = ds.select(range(min(max_clips, len(ds))))
+    if len(ds) < 2:
+        raise ValueError(f"split {split!r} of {bench!r}/{config!r} has {len(ds)} clips; FVMD needs at least 2")
+    cols = ds.select_columns(["tracks", "visibility", "caption", "height", "width", "stride", "clip_id"]).with_format("numpy")
+    rows = [cols[i] for i in range(len(cols))]
+    stride = int(rows[0]["stride"])
+    if stride == 0:
+        raise ValueError(f"config {config!r} holds sparse (non-grid) tracks; the forecasting metrics need a grid config")
+    return BenchSplit(np.stack([r["tracks"] for r in rows]).astype(np.float32), np.stack([r["visibility"] for r in rows]).astype(bool),
+                      [str(r["caption"]) for r in rows], int(rows[0]["height"]), int(rows[0]["width"]), stride,
+                      [str(r["clip_id"]) for r in rows])
+
+
+def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shape, grid_stride: float,
+          clip_len: int = 16, clip_stride: int = 1) -> Dict[str, float]:
+    """Scores of predictions ``[V, S, T_f, N, 2]`` against ``gt [V, T_f, N, 2]`` (see the module docstring)."""
+    first = predictions[:, 0]
+    out = {
+        "fvmd": fvmd(first, gt, prediction_visibility=gt_vis, reference_visibility=gt_vis, grid_shape=grid_shape,
+                     clip_len=clip_len, clip_stride=clip_stride).combined,
+        "fvmd_long": fvmd_long(first, gt, prediction_visibility=gt_vis, reference_visibility=gt_vis,
+                               grid_shape=grid_shape).combined,
+        "flow_tv": flow_tv(first, gt_vis, grid_shape=grid_shape, grid_stride=grid_stride).value,
+        "div_curl_energy": div_curl_energy(first, gt_vis, grid_shape=grid_shape, grid_stride=grid_stride).value,
+    }
+    d = displacement_errors(predictions, gt, gt_vis)
+    out.update(min_ade=d.min_ade, min_fde=d.min_fde, ade=d.ade, num_samples=d.num_samples)
+    return out
+
+
+@torch.no_grad()
+def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
+                   solver: str, seed: int, batch_size: int = 4, progress: bool = True) -> np.ndarray:
+    """Run a pipeline over every clip: ``[V, S, T_f, N, 2]`` px (one generator per clip: seeds ``seed + index``)."""
+    outs = []
+    v = data.tracks.shape[0]
+    for start in tqdm(range(0, v, batch_size), desc="forecast", disable=not progress):
+        idx = list(range(start, min(v, start + batch_size)))
+        gens = [torch.Generator().manual_seed(seed + i) for i in idx]
+        prompt = [data.captions[i] for i in idx] if getattr(pipe, "text_encoder", None) is not None else None
+        res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], prompt=prompt,
+                   num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens)
+        outs.append(res.future_tracks)
+    return np.concatenate(outs)
+
+
+@torch.no_grad()
+def vae_reconstruction_vepe(vae, gt: np.ndarray, gt_vis: np.ndarray, batch_size: int = 8) -> float:
+    """VEPE (px) of ``decode(encode(gt).mean)`` on the GT future windows ``[V, T, N, 2]`` (paper Table 2)."""
+    from .encoding import denormalize_tracks, normalize_tracks
+
+    h, w = vae.config.height, vae.config.width
+    device = next(vae.parameters()).device
+    recs = []
+    for i in range(0, len(gt), batch_size):
+        x = normalize_tracks(torch.from_numpy(gt[i : i + batch_size]).to(device), h, w)
+        recs.append(denormalize_tracks(vae.decode(vae.encode(x).latent_dist.mode(), clamp=True).sample, h, w).cpu().numpy())
+    return vepe(np.concatenate(recs), gt, gt_vis)
+
+
+def results_markdown(results: Dict[str, Dict[str, float]], dataset: str) -> str:
+    """Markdown table in the layout of the paper's Table 1: rows (metric, method), one column per dataset."""
+    lines = [f"| Metric | Method | {dataset} |", "|---|---|---|"]
+    for key, (label, scale) in TABLE_ROWS.items():
+        for method, scores in results.items():
+            if key in scores and scores[key] is not None and np.isfinite(scores[key]):
+                lines.append(f"| {label} | {method} | {scores[key] * scale:.4g} |")
+    return "\n".join(lines)
+
+
+def evaluate_bench(
+    pipelines: Dict[str, str],
+    bench: str,
+    config: str,
+    split: str = "test",
+    *,
+    num_samples: int = 4,
+    num_inference_steps: int = 10,
+    solver: str = "euler",
+    seed: int = 0,
+    max_clips: Optional[int] = None,
+    out_dir: Optional[str] = None,
+    progress: bool = True,
+) -> Dict[str, Dict[str, float]]:
+    """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines.
+
+    The history length is the first pipeline's ``vae.config.num_frames``; every method is scored on the same future
+    window. Writes ``results.json`` and ``results.md`` to ``out_dir`` when given (atomically).
+    """
+    from .pipelines import TrajLoomPipeline
+
+    if not pipelines:
+        raise ValueError("`pipelines` must name at least one pipeline folder")
+    data = load_bench_split(bench, config, split, max_clips)
+    loaded = {}
+    for name, path in pipelines.items():
+        if not Path(path, "model_index.json").is_file():
+            raise FileNotFoundError(f"pipeline folder {path!r} ({name}) has no model_index.json")
+        loaded[name] = TrajLoomPipeline.from_pretrained(path)
+    first = next(iter(loaded.values()))
+    t_h = first.history_frames
+    t_f = min(first.vae.config.num_frames, data.tracks.shape[1] - t_h)
+    if t_f < 2:
+        raise ValueError(f"clips have {data.tracks.shape[1]} frames: no future window after {t_h} history frames")
+    for name, pipe in loaded.items():
+        if pipe.frame_size != (data.height, data.width) or pipe.vae.config.patch_size != data.stride:
+            raise ValueError(f"pipeline {name!r} works at {pipe.frame_size} stride {pipe.vae.config.patch_size}, the "
+                             f"bench at {(data.height, data.width)} stride {data.stride}")
+    hist = data.tracks[:, :t_h]
+    gt, gt_vis = data.tracks[:, t_h : t_h + t_f], data.visibility[:, t_h : t_h + t_f]
+    grid, stride = data.grid_shape, float(data.stride)
+    results: Dict[str, Dict[str, float]] = {}
+    for name, pipe in loaded.items():
+        pred = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
+                              solver=solver, seed=seed, progress=progress)[:, :, :t_f]
+        results[name] = score(pred, gt, gt_vis, grid, stride)
+        if pipe.vae.config.num_frames == t_f:
+            results[name]["vae_vepe"] = vae_reconstruction_vepe(pipe.vae, gt, gt_vis)
+    results["constant velocity"] = score(constant_velocity_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride)
+    results["static"] = score(static_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride)
+    if out_dir is not None:
+        from .video_io import atomic_path
+
+        out = Path(out_dir)
+        meta = {"bench": bench, "config": config, "split": split, "num_clips": int(len(gt)), "history_frames": t_h,
+                "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
+                "solver": solver, "seed": seed, "pipelines": pipelines}
+        with atomic_path(out / "results.json") as tmp:
+            Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))
+        with atomic_path(out / "results.md") as tmp:
+            Path(tmp).write_text(f"# TrajLoomBench results ({config}/{split}, {len(gt)} clips, {t_h} + {t_f} frames, "
+                                 f"{num_samples} samples, {solver} x {num_inference_steps})\n\n"
+                                 + results_markdown(results, f"{config}/{split}") + "\n")
+    return results

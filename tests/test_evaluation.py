@@ -1,0 +1,46 @@
+import json
+
+import numpy as np
+import pytest
+
+from trajloom_hf.cli import main
+from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
+from trajloom_hf.evaluation import constant_velocity_baseline, results_markdown, score, static_baseline
+
+
+def test_baselines_hand_case():
+    h = np.array([[[[0.0, 0.0]], [[1.0, 2.0]], [[3.0, 5.0]]]])  # [V=1, T=3, N=1, 2]
+    np.testing.assert_array_equal(static_baseline(h, 2)[0, :, 0], [[3, 5], [3, 5]])
+    np.testing.assert_array_equal(constant_velocity_baseline(h, 2)[0, :, 0], [[5, 8], [7, 11]])
+
+
+def test_perfect_prediction_scores():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(4, 20, 30, 2)).cumsum(1) + 40
+    vis = np.ones(gt.shape[:-1], bool)
+    s = score(gt[:, None], gt, vis, (5, 6), 16.0)
+    assert s["min_ade"] == 0 and s["fvmd"] < 0.01 and s["fvmd_long"] < 0.01
+    table = results_markdown({"perfect": s}, "toy")
+    assert "| FVMD | perfect |" in table and "| FlowTV (10^2) | perfect |" in table
+
+
+def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from tests.test_pipeline_trajloom import tiny_pipeline  # the same tiny components as the pipeline tests
+
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 3},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
+    tiny_pipeline(height=80).save_pretrained(tmp_path / "pipe")
+    tiny_pipeline(seed=1, height=80).save_pretrained(tmp_path / "other")
+    out = tmp_path / "res"
+    assert main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--config", "synthetic",
+                 "--baseline", f"whn={tmp_path / 'other'}", "--num-samples", "2", "--steps", "2", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    assert set(res) == {"TrajLoom", "whn", "constant velocity", "static"}
+    assert res["static"]["flow_tv"] == pytest.approx(0.0)  # nothing moves
+    assert np.isfinite(res["TrajLoom"]["fvmd"]) and res["TrajLoom"]["num_samples"] == 2 and "vae_vepe" in res["TrajLoom"]
+    md = (out / "results.md").read_text()
+    assert "| FVMD-Long (10^-3) | constant velocity |" in md
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        main(["evaluate", "--pipeline", str(tmp_path / "nope"), "--bench", str(bench), "--out", str(out)])
