@@ -1,0 +1,177 @@
+"""The flow and visibility training scripts run top to bottom on tiny configs: flow matching with a latent cache,
+validation metrics, checkpoints, an exact resume, the on-policy stage, two processes, and the visibility head."""
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOW = ROOT / "examples" / "train_trajloom_flow.py"
+VIS = ROOT / "examples" / "train_visibility_predictor.py"
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A random tiny AutoencoderTraj (64x96 frames, stride 16 -> 24 tracks, 9 frames -> 3 latent steps, C = 4) with
+    latent statistics, a tiny transformer config and a shared synthetic-clip cache."""
+    from trajloom_hf.models.autoencoder_traj import AutoencoderTraj
+
+    root = tmp_path_factory.mktemp("flow_assets")
+    torch.manual_seed(0)
+    vae = AutoencoderTraj(height=64, width=96, patch_size=16, num_frames=9, hidden_size=32, num_heads=4, encoder_depth=4,
+                          decoder_depth=4, latent_channels=4, pos_embed_dim=8, latents_mean=[0.1, -0.2, 0.0, 0.3],
+                          latents_std=[1.5, 0.5, 1.0, 2.0])
+    with torch.no_grad():  # a non-trivial decoder so that sampled futures differ from the anchors
+        vae.final_layer.weight.normal_(0, 0.02)
+    vae.save_pretrained(root / "vae")
+    (root / "transformer.json").write_text(json.dumps({"num_layers": 2, "hidden_size": 32, "num_heads": 4}))
+    return root
+
+
+def common(assets, out, *extra):
+    return ["--vae_path", str(assets / "vae"), "--output_dir", str(out), "--cache_dir", str(assets / "clips"),
+            "--num_train_clips", "6", "--num_val_clips", "2", "--train_batch_size", "2", "--num_validation_windows", "2",
+            *extra]
+
+
+def run(script, args, launcher=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run((launcher or [sys.executable]) + [str(script)] + args, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def metrics(out_dir, run_name):
+    with open(Path(out_dir) / "logs" / run_name / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_flow_matching_trains_caches_validates_and_saves(assets, tmp_path):
+    out = tmp_path / "flow"
+    run(FLOW, common(assets, out, "--transformer_config", str(assets / "transformer.json"), "--latent_cache_dir",
+                     str(tmp_path / "latents"), "--max_train_steps", "3", "--checkpointing_steps", "2", "--validation_steps", "3"))
+    rows = metrics(out, "train_trajloom_flow")
+    train = [r for r in rows if r["fm"]]
+    val = [r for r in rows if r["val_epe_px"]]
+    assert [r["step"] for r in train] == ["1", "2", "3"] and len(val) == 1
+    assert all(float(r["loss"]) == pytest.approx(float(r["fm"])) for r in train)  # no on-policy term
+    assert 0 < float(val[0]["val_best_epe_px"]) <= float(val[0]["val_epe_px"]) < 50
+    # the frozen VAE ran once per window: 6 train + 2 val cache entries
+    assert sorted(p.name for p in (tmp_path / "latents").glob("*.pt")) == [f"train_{i:08d}.pt" for i in range(6)] + [
+        f"val_{i:08d}.pt" for i in range(2)]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-3"]
+    from trajloom_hf.models.transformer_traj_flow import TrajFlowTransformer
+    from trajloom_hf.schedulers import FlowMatchTrajScheduler
+
+    model = TrajFlowTransformer.from_pretrained(out / "transformer")
+    assert model.latent_shape == (3, 24, 4) and model.config.num_layers == 2 and not model.config.use_text_cond
+    assert FlowMatchTrajScheduler.from_pretrained(out / "scheduler").config.anchor_first
+
+
+def test_resume_continues_exactly(assets, tmp_path):
+    cache = ["--latent_cache_dir", str(tmp_path / "latents"), "--transformer_config", str(assets / "transformer.json"),
+             "--validation_steps", "0", "--checkpointing_steps", "2"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    run(FLOW, common(assets, full, *cache, "--max_train_steps", "5"))
+    run(FLOW, common(assets, part, *cache, "--max_train_steps", "2"))  # "killed" after step 2
+    run(FLOW, common(assets, part, *cache, "--max_train_steps", "5", "--resume_from_checkpoint", "latest"))
+    a = load_file(str(full / "transformer" / "diffusion_pytorch_model.safetensors"))
+    b = load_file(str(part / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    losses = [float(r["loss"]) for r in metrics(full, "train_trajloom_flow")]
+    resumed = [float(r["loss"]) for r in metrics(part, "train_trajloom_flow")]
+    assert resumed[-3:] == pytest.approx(losses[-3:], rel=1e-5)
+
+
+def test_on_policy_stage_and_two_processes(assets, tmp_path):
+    base = tmp_path / "base"
+    run(FLOW, common(assets, base, "--transformer_config", str(assets / "transformer.json"), "--max_train_steps", "1",
+                     "--validation_steps", "0"))
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no"]
+    out = tmp_path / "onpolicy"
+    run(FLOW, common(assets, out, "--init_transformer", str(base / "transformer"), "--on_policy", "--on_policy_steps", "3",
+                     "--on_policy_batch_size", "1", "--max_train_steps", "2", "--validation_steps", "2"), launcher=launcher)
+    rows = metrics(out, "train_trajloom_flow")
+    train = [r for r in rows if r["fm"]]
+    assert len(train) == 2
+    for r in train:
+        k, c, fm = float(r["k_step"]), float(r["consistency"]), float(r["fm"])
+        assert k > 0 and c >= 0
+        assert float(r["loss"]) == pytest.approx(fm + 0.1 * (k + 0.1 * c), rel=1e-4)  # eq. 14, lambda = gamma = 0.1
+    assert json.loads((out / "train_args.json").read_text())["learning_rate"] == 1e-5  # the App. A.3 default
+    assert (out / "transformer" / "config.json").exists()
+    assert (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
+
+
+def test_visibility_predictor_script(assets, tmp_path):
+    out = tmp_path / "vis"
+    run(VIS, common(assets, out, "--latent_cache_dir", str(tmp_path / "latents"), "--max_train_steps", "4",
+                    "--validation_steps", "4", "--checkpointing_steps", "2", "--lr_warmup_steps", "1", "--hidden_size", "8",
+                    "--depth", "2", "--learning_rate", "1e-2", "--min_learning_rate", "1e-3"))
+    rows = metrics(out, "train_visibility_predictor")
+    train = [r for r in rows if r["bce"]]
+    assert len(train) == 4 and float(train[-1]["lr"]) == pytest.approx(1e-3)  # cosine down to the floor
+    val = [r for r in rows if r["val_f1"]][0]
+    for key in ("val_token_accuracy", "val_precision", "val_recall", "val_f1", "val_frame_accuracy"):
+        assert 0.0 <= float(val[key]) <= 1.0
+    from trajloom_hf.models.visibility_predictor import VisibilityPredictor
+
+    model = VisibilityPredictor.from_pretrained(out / "visibility_predictor")
+    assert model.config.latent_channels == 4 and model.config.hidden_size == 8
+    # resuming at the end is a no-op that keeps the weights
+    before = load_file(str(out / "visibility_predictor" / "diffusion_pytorch_model.safetensors"))
+    run(VIS, common(assets, out, "--latent_cache_dir", str(tmp_path / "latents"), "--max_train_steps", "4",
+                    "--resume_from_checkpoint", "latest", "--hidden_size", "8", "--depth", "2"))
+    after = load_file(str(out / "visibility_predictor" / "diffusion_pytorch_model.safetensors"))
+    for k in before:
+        torch.testing.assert_close(before[k], after[k])
+
+
+def _load_script(path, name):
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_helpers():
+    flow = _load_script(FLOW, "train_trajloom_flow")
+    # caption dropout: deterministic per seed, about the requested rate
+    caps = [f"c{i}" for i in range(2000)]
+    dropped = flow.drop_captions(caps, 0.1, seed=3)
+    assert dropped == flow.drop_captions(caps, 0.1, seed=3)
+    assert 0.08 < sum(c == "" for c in dropped) / len(caps) < 0.12
+    # sharded epochs: disjoint shards covering whole global batches, resumable mid-epoch
+    s0, s1 = flow.EpochShardSampler(11, 2, seed=5, rank=0, world=2), flow.EpochShardSampler(11, 2, seed=5, rank=1, world=2)
+    a, b = list(s0), list(s1)
+    assert len(a) == len(b) == 4 and not set(a) & set(b)
+    s0.set_epoch(0, skip_batches=1)
+    assert list(s0) == a[2:]
+    s0.set_epoch(1)
+    assert list(s0) != a
+    vis = _load_script(VIS, "train_visibility_predictor")
+    assert vis.warmup_cosine(0, 10, 100, 1e-3, 1e-4) == pytest.approx(0.1)
+    assert vis.warmup_cosine(100, 10, 100, 1e-3, 1e-4) == pytest.approx(0.1)
+    assert vis.warmup_cosine(10, 10, 100, 1e-3, 1e-4) == pytest.approx(1.0)
+
+
+def test_latent_cache_refuses_another_vae(tmp_path):
+    flow = _load_script(FLOW, "train_trajloom_flow")
+    cache = flow.LatentCache(str(tmp_path), "aaaa")
+    cache.put("train_00000000", {"x": torch.ones(2)})
+    assert cache.has("train_00000000") and not cache.has("train_00000001")
+    torch.testing.assert_close(cache.get("train_00000000")["x"], torch.ones(2))
+    with pytest.raises(ValueError, match="another VAE"):
+        flow.LatentCache(str(tmp_path), "bbbb")
