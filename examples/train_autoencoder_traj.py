@@ -65,6 +65,7 @@ def parse_args(argv=None):
     p.add_argument("--cache_dir", default=None, help="where synthetic clips are cached (default: output_dir/cache)")
     # loss ablations (paper Table 4)
     p.add_argument("--no_offsets", action="store_true", help="absolute coordinates instead of Grid-Anchor offsets")
+    p.add_argument("--offset_scale", default="grid", help='"grid" (offsets in grid cells) or a number (1 = official)')
     p.add_argument("--lambda_temporal", type=float, default=0.1)
     p.add_argument("--lambda_spatial", type=float, default=0.2)
     p.add_argument("--beta", type=float, default=5e-5)
@@ -105,12 +106,16 @@ def build_datasets(args):
     return TrackSegmentDataset(TrackWindowDataset(train, t, t)), TrackSegmentDataset(TrackWindowDataset(val, t, t))
 
 
+def _scale(value: str):
+    return value if value == "grid" else float(value)
+
+
 def build_model(args, height, width):
     kwargs = dict(PRESETS[args.preset])
     if args.model_config:
         kwargs = json.loads(Path(args.model_config).read_text())
     kwargs.update(height=height, width=width, patch_size=args.stride, num_frames=args.num_frames,
-                  use_offsets=not args.no_offsets, lambda_temporal=args.lambda_temporal,
+                  use_offsets=not args.no_offsets, offset_scale=_scale(args.offset_scale), lambda_temporal=args.lambda_temporal,
                   lambda_spatial=args.lambda_spatial, beta=args.beta)
     return AutoencoderTraj(**kwargs)
 

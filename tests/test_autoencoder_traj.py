@@ -126,3 +126,20 @@ def test_bad_inputs(model):
         AutoencoderTraj(**{**TINY, "height": 70})
     with pytest.raises(ValueError, match="latents_mean"):
         AutoencoderTraj(**{**TINY, "latents_mean": [0.0]})
+
+
+def test_offset_scale_is_a_reparameterisation():
+    torch.manual_seed(0)
+    a = AutoencoderTraj(**TINY)
+    b = AutoencoderTraj(**{**TINY, "offset_scale": "grid"})
+    b.load_state_dict(a.state_dict())
+    sx, sy = 96 / 32, 64 / 32  # offsets in grid cells
+    with torch.no_grad():  # scale the input embedding and the output head so both compute the same function
+        b.x_embedder.weight /= torch.tensor([sx, sy])
+        torch.nn.init.normal_(a.final_layer.weight, std=0.01)
+        b.final_layer.weight.copy_(a.final_layer.weight * torch.tensor([[sx], [sy]]))
+        b.final_layer.bias.copy_(a.final_layer.bias * torch.tensor([sx, sy]))
+        x = tracks()
+        assert torch.allclose(a(x, sample_posterior=False).sample, b(x, sample_posterior=False).sample, atol=1e-5)
+    with pytest.raises(ValueError, match="`offset_scale`"):
+        AutoencoderTraj(**{**TINY, "offset_scale": "cells"})

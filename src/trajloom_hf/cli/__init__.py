@@ -12,6 +12,7 @@ from typing import List, Optional
 SUBCOMMANDS = {
     "synth": ("trajloom_hf.cli.synth", "generate synthetic clips with ground-truth tracks and render them"),
     "bench": ("trajloom_hf.cli.bench", "build TrajLoomBench (Parquet shards + dataset card) from a source"),
+    "forecast": ("trajloom_hf.cli.forecast", "forecast future tracks for a video with a TrajLoomPipeline"),
     "evaluate": ("trajloom_hf.cli.evaluate", "score pipelines and baselines on a TrajLoomBench split (Table 1 layout)"),
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
 }

@@ -24,7 +24,7 @@ model boundary whatever the weights' dtype.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -174,6 +174,10 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
         encoder_depth, decoder_depth: number of blocks (multiples of 4: two stages of spatial/temporal pairs).
         pos_embed_dim: width of the patch-centre Fourier embedding (64).
         use_offsets: Grid-Anchor Offset Encoding (paper §3.1); False encodes absolute coordinates (Table 4 ablation).
+        offset_scale: multiplies the offsets entering the encoder and divides the decoder's output offsets. 1.0 is the
+            official parameterisation (exact for converted checkpoints); training from scratch, ``"grid"`` measures
+            offsets in grid cells (``W / 2s`` and ``H / 2s``), so the embedding sees O(1) inputs instead of ~0.01
+            (the function class is the same; only the optimisation is better conditioned).
         beta, lambda_temporal, lambda_spatial, huber_delta, spatial_hops: training-loss weights (eqs. 1-5),
             read by :func:`trajloom_hf.vae_losses.vae_loss`; ``lambda_* = 0`` is the "w/o regulariser" ablation.
         latents_mean, latents_std: per-channel latent statistics (``C`` values each), set by
@@ -200,6 +204,7 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
         decoder_depth: int = 16,
         pos_embed_dim: int = 64,
         use_offsets: bool = True,
+        offset_scale: Union[float, str] = 1.0,
         beta: float = 5e-5,
         lambda_temporal: float = 0.1,
         lambda_spatial: float = 0.2,
@@ -227,6 +232,13 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
         for name, stats in (("latents_mean", latents_mean), ("latents_std", latents_std)):
             if stats is not None and len(stats) != latent_channels:
                 raise ValueError(f"`{name}` must have latent_channels={latent_channels} values, got {len(stats)}")
+        if offset_scale == "grid":
+            scale = (width / (2.0 * patch_size), height / (2.0 * patch_size))
+        elif isinstance(offset_scale, (int, float)) and offset_scale > 0:
+            scale = (float(offset_scale), float(offset_scale))
+        else:
+            raise ValueError(f"`offset_scale` must be a positive number or 'grid', got {offset_scale!r}")
+        self._offset_scale = torch.tensor(scale, dtype=torch.float32)
         self.grid_hw = (gh, gw)
         self.num_latent_frames = (num_frames - 1) // temporal_stride + 1
         assert self.num_latent_frames == num_latent_frames(num_frames, temporal_stride)
@@ -305,7 +317,7 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
         dtype = self.x_embedder.weight.dtype
         x = tracks.float()
         if self.config.use_offsets:
-            x = x - self.anchors
+            x = (x - self.anchors) * self._offset_scale.to(x.device)
         h = self.x_embedder(x.to(dtype))
         token_pos = self.pos_embed[0].to(dtype) + self.patch_pos_proj(self.patch_pos_lff(self.patch_centres))
         h = h + token_pos.to(dtype)
@@ -332,7 +344,7 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
         h = self._run(self.decoder_blocks[half:], h)
         x = self.final_layer(h).float()
         if self.config.use_offsets:
-            x = x + self.anchors
+            x = x / self._offset_scale.to(x.device) + self.anchors
         if clamp:
             x = x.clamp(-1.0, 1.0)
         return AutoencoderTrajDecoderOutput(sample=x) if return_dict else (x,)
