@@ -110,6 +110,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--anchor_noise_std", type=float, default=0.1)
     g.add_argument("--no_anchor", action="store_true", help="pure-noise source z_0 ('w/o anchoring' ablation)")
     g.add_argument("--no_history_visibility", action="store_true", help="do not feed the history visibility")
+    g.add_argument("--history_mode", default="tracks", choices=["tracks", "first_frame"],
+                   help="'first_frame': condition on the first frame held still (WHN-style image-only baseline)")
     g = parser.add_argument_group("on-policy K-step fine-tuning (eqs. 10–14, App. A.3)")
     g.add_argument("--on_policy", action="store_true")
     g.add_argument("--on_policy_steps", type=int, default=8)
@@ -266,6 +268,7 @@ class FrozenEncoders:
         self.stride = int(cfg.patch_size)
         self.temporal_stride = int(cfg.temporal_stride)
         self.num_frames = int(cfg.num_frames)
+        self.history_mode = getattr(args, "history_mode", "tracks")
         self.video_vae = None
         if getattr(args, "video_vae_path", None):
             from diffusers import AutoencoderKLWan
@@ -324,6 +327,10 @@ class FrozenEncoders:
     # -- one batch of windows ---------------------------------------------------------------------------------
     def encode_windows(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         """Raw latents and token visibilities of a collated batch of windows (cache entry layout)."""
+        if self.history_mode == "first_frame":  # WHN-style: no motion history, only the first frame
+            batch = dict(batch)
+            batch["history_tracks"], batch["history_visibility"] = encoding.first_frame_history(
+                batch["history_tracks"], batch["history_visibility"])
         out = {
             "history_latents": self.encode_tracks(batch["history_tracks"]),
             "future_latents": self.encode_tracks(batch["future_tracks"]),
@@ -569,7 +576,8 @@ def main(argv=None) -> None:
         train_set, val_set = build_windows(args, encoders.vae.config, with_frames=encoders.video_vae is not None)
     cache = None
     if args.latent_cache_dir:
-        cache = LatentCache(args.latent_cache_dir, vae_fingerprint(encoders.vae), "wan" if encoders.video_vae is not None else None)
+        fingerprint = vae_fingerprint(encoders.vae) + ("" if args.history_mode == "tracks" else f"-{args.history_mode}")
+        cache = LatentCache(args.latent_cache_dir, fingerprint, "wan" if encoders.video_vae is not None else None)
         fill_latent_cache(encoders, cache, train_set, accelerator, args.train_batch_size)
         fill_latent_cache(encoders, cache, val_set, accelerator, args.train_batch_size)
 

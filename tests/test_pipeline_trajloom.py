@@ -135,3 +135,15 @@ def test_missing_component_folder_is_reported(tmp_path, pipe):
     shutil.rmtree(tmp_path / "p" / "transformer")
     with pytest.raises((OSError, ValueError, EnvironmentError)):
         TrajLoomPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_first_frame_history_mode_ignores_motion(history):
+    tracks, vis = history
+    pipe = tiny_pipeline()
+    ff = TrajLoomPipeline(**pipe.components, history_mode="first_frame")
+    still = np.repeat(tracks[:1], T, 0)
+    a = ff(tracks, vis, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    b = pipe(still, np.repeat(vis[:1], T, 0), num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(a.future_tracks, b.future_tracks, atol=1e-5)
+    with pytest.raises(ValueError, match="`history_mode`"):
+        TrajLoomPipeline(**pipe.components, history_mode="image")

@@ -328,3 +328,12 @@ def upsample_latent_time(x: ArrayLike, num_frames: int, temporal_stride: int = 4
     if _is_torch(x):
         return x.repeat_interleave(temporal_stride, dim=-2)[..., :num_frames, :]
     return np.repeat(x, temporal_stride, axis=-2)[..., :num_frames, :]
+
+
+def first_frame_history(tracks: ArrayLike, visibility: ArrayLike):
+    """Replace a history by its first frame held still: ``[..., T, N, 2]`` / ``[..., T, N]`` with every frame equal to
+    frame 0. This is the conditioning of image-only forecasters (WHN-style: the first frame, no motion history)."""
+    t = tracks.shape[-3]
+    if _is_torch(tracks):
+        return tracks[..., :1, :, :].expand_as(tracks).clone(), visibility[..., :1, :].expand_as(visibility).clone()
+    return np.repeat(tracks[..., :1, :, :], t, axis=-3), np.repeat(visibility[..., :1, :], t, axis=-2)

@@ -24,7 +24,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from ..encoding import denormalize_tracks, in_frame, latent_visibility, make_query_grid, normalize_tracks
+from ..encoding import denormalize_tracks, first_frame_history, in_frame, latent_visibility, make_query_grid, normalize_tracks
 from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.transformer_traj_flow import TrajFlowTransformer
 from ..models.visibility_predictor import VisibilityPredictor
@@ -52,6 +52,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         visibility_predictor ([`VisibilityPredictor`], optional): future visibility head.
         video_vae (diffusers `AutoencoderKLWan`, optional), text_encoder + tokenizer (transformers, optional):
             video and caption conditioning (see :mod:`trajloom_hf.video_conditioning` / ``text_conditioning``).
+        history_mode: ``"tracks"`` (TrajLoom: the observed motion) or ``"first_frame"`` (the history reduced to its
+            first frame held still, the conditioning of the WHN-style image-only baseline).
     """
 
     model_cpu_offload_seq = "text_encoder->video_vae->vae->transformer->visibility_predictor"
@@ -67,8 +69,12 @@ class TrajLoomPipeline(DiffusionPipeline):
         video_vae=None,
         text_encoder=None,
         tokenizer=None,
+        history_mode: str = "tracks",
     ):
         super().__init__()
+        if history_mode not in ("tracks", "first_frame"):
+            raise ValueError(f"`history_mode` must be 'tracks' or 'first_frame', got {history_mode!r}")
+        self.register_to_config(history_mode=history_mode)
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
                               visibility_predictor=visibility_predictor, video_vae=video_vae,
                               text_encoder=text_encoder, tokenizer=tokenizer)
@@ -114,6 +120,8 @@ class TrajLoomPipeline(DiffusionPipeline):
             check_visibility(vis, tracks.shape, "history_visibility")
             vis = vis.bool()
         tracks, vis = tracks[:, -t_need:], vis[:, -t_need:].to(tracks.device)
+        if self.config.history_mode == "first_frame":
+            tracks, vis = first_frame_history(tracks, vis)
         return tracks, vis & in_frame(tracks, h, w)  # points outside the frame count as invisible (reference §1.7)
 
     def encode_history(self, history_tracks: torch.Tensor, history_visibility: torch.Tensor):
