@@ -163,10 +163,10 @@ def build_windows(args, vae_config, with_frames: bool):
     seeds and clip cache as ``train_autoencoder_traj.py``) or the TrajLoomBench ``train`` / ``validation`` splits."""
     t = int(vae_config.num_frames)
     if args.bench:
-        from datasets import load_dataset
+        from trajloom_hf.data.trajloombench import load_trajloombench
 
-        train = hf_dataset_clips(load_dataset(args.bench, args.bench_config, split="train"), with_video=with_frames)
-        val = hf_dataset_clips(load_dataset(args.bench, args.bench_config, split="validation"), with_video=with_frames)
+        train = hf_dataset_clips(load_trajloombench(args.bench, args.bench_config, "train", numpy=False), with_video=with_frames)
+        val = hf_dataset_clips(load_trajloombench(args.bench, args.bench_config, "validation", numpy=False), with_video=with_frames)
     else:
         cfg = SceneConfig(height=int(vae_config.height), width=int(vae_config.width), num_frames=2 * t,
                           stride=int(vae_config.patch_size), grid_origin=vae_config.grid_origin, render=with_frames)
