@@ -112,3 +112,21 @@ def test_bad_inputs():
     assert np.isfinite(fvmd(bad, x, prediction_visibility=np.ones(x.shape[:-1], bool), grid_shape=(5, 6)).combined)
     with pytest.raises(ValueError, match="`grid_shape`"):
         flow_tv(x, grid_shape=(4, 6), grid_stride=16)
+
+
+def test_frechet_low_rank_path_equals_the_dense_formula():
+    from trajloom_hf.metrics.fvmd import frechet_distance
+
+    rng = np.random.default_rng(3)
+    f1 = rng.normal(size=(7, 40)) ** 2
+    f2 = rng.normal(size=(9, 40)) * 2
+    # dense reference (pytorch-fid style with the unconditional eps of the official package)
+    eps = 1e-5
+    a = np.cov(f1, rowvar=False) + eps * np.eye(40)
+    b = np.cov(f2, rowvar=False) + eps * np.eye(40)
+    wa, va = np.linalg.eigh(a)
+    sa = (va * np.sqrt(np.clip(wa, 0, None))) @ va.T
+    tr = np.sqrt(np.clip(np.linalg.eigvalsh(sa @ b @ sa), 0, None)).sum()
+    ref = ((f1.mean(0) - f2.mean(0)) ** 2).sum() + np.trace(a - eps * np.eye(40)) + np.trace(b - eps * np.eye(40)) - 2 * tr
+    assert frechet_distance(f1, f2) == pytest.approx(ref, rel=1e-9)  # 16 clips < 40 dims: the low-rank path
+    assert frechet_distance(f1, f1) == pytest.approx(-2 * 40 * eps, rel=1e-6)

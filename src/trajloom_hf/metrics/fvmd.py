@@ -17,7 +17,8 @@ rectangular grids with the remainder trimmed, and ``floor((theta + pi) / (pi / 4
 Both use the Fréchet distance of Gaussians fitted to the per-clip features (all clips of all videos pooled):
 ``|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt((S1 + eps I)(S2 + eps I))`` with unbiased covariances in float64 and
 ``eps = 1e-5`` only inside the square root, so ``FVMD(X, X) = -2 D eps`` (slightly negative). The square-root trace
-is computed from eigendecompositions (scipy's ``sqrtm`` is deprecated). Magnitude bins are in pixels, so values
+is computed from eigendecompositions (scipy's ``sqrtm`` is deprecated), in the span of the data when there are fewer
+clips than feature dimensions (exact, and much faster for FVMD-Long). Magnitude bins are in pixels, so values
 depend on the frame scale; compare models only at equal clip counts (the estimate is biased by sample size).
 """
 
@@ -112,17 +113,30 @@ def frechet_distance(features_1: np.ndarray, features_2: np.ndarray, eps: float 
     if f1.shape[0] < 2 or f2.shape[0] < 2:
         raise ValueError(f"FVMD needs at least 2 clips per set (covariance), got {f1.shape[0]} and {f2.shape[0]}")
     mu1, mu2 = f1.mean(0), f2.mean(0)
-    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    d = s1.shape[0]
-    a = s1 + eps * np.eye(d)
-    b = s2 + eps * np.eye(d)
+    x1, x2 = f1 - mu1, f2 - mu2
+    n1, n2, d = f1.shape[0], f2.shape[0], f1.shape[1]
+    tr1 = float((x1**2).sum() / (n1 - 1))  # tr S1, tr S2 without forming them
+    tr2 = float((x2**2).sum() / (n2 - 1))
+    if n1 + n2 < d:
+        # Both covariances live in the span U (rank r <= n1 + n2) of the centred features. In the basis [U, U_perp]
+        # (S1 + eps I)(S2 + eps I) is block diagonal with eps^2 I on the complement, so
+        # tr sqrt(A B) = tr sqrt(A_r B_r) + (d - r) eps exactly, with r x r blocks instead of d x d.
+        q, _ = np.linalg.qr(np.concatenate([x1, x2]).T)  # [d, r]
+        y1, y2 = x1 @ q, x2 @ q
+        a = y1.T @ y1 / (n1 - 1) + eps * np.eye(q.shape[1])
+        b = y2.T @ y2 / (n2 - 1) + eps * np.eye(q.shape[1])
+        extra = (d - q.shape[1]) * eps
+    else:
+        a = x1.T @ x1 / (n1 - 1) + eps * np.eye(d)
+        b = x2.T @ x2 / (n2 - 1) + eps * np.eye(d)
+        extra = 0.0
     # tr sqrt(A B) = tr sqrt(A^1/2 B A^1/2) (both similar to a PSD matrix)
     wa, va = np.linalg.eigh(a)
     sqrt_a = (va * np.sqrt(np.clip(wa, 0, None))) @ va.T
     m = sqrt_a @ b @ sqrt_a
     wm = np.linalg.eigvalsh((m + m.T) / 2)
-    tr_covmean = np.sqrt(np.clip(wm, 0, None)).sum()
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+    tr_covmean = np.sqrt(np.clip(wm, 0, None)).sum() + extra
+    return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * tr_covmean)
 
 
 def _prepare(tracks, visibility, name):
