@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "synth": ("trajloom_hf.cli.synth", "generate synthetic clips with ground-truth tracks and render them"),
     "bench": ("trajloom_hf.cli.bench", "build TrajLoomBench (Parquet shards + dataset card) from a source"),
     "forecast": ("trajloom_hf.cli.forecast", "forecast future tracks for a video with a TrajLoomPipeline"),
+    "convert-official": ("trajloom_hf.convert.cli", "convert the official TrajLoom .pt checkpoints to a pipeline folder"),
     "evaluate": ("trajloom_hf.cli.evaluate", "score pipelines and baselines on a TrajLoomBench split (Table 1 layout)"),
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
 }

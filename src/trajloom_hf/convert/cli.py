@@ -1,0 +1,132 @@
+"""``trajloom convert-official``: official TrajLoom ``.pt`` checkpoints -> diffusers-style folders.
+
+Writes ``<out>/vae`` (:class:`AutoencoderTraj`, with the latent statistics when ``--latent-stats`` is given),
+``<out>/transformer`` (:class:`TrajFlowTransformer`) and ``<out>/visibility_predictor``; with ``--pipeline`` the
+folder is a loadable :class:`TrajLoomPipeline` (``model_index.json`` + ``scheduler``). ``.pt`` files are read with
+``weights_only=True`` unless ``--trust-pickle`` is given. The output appears only once it is complete (written to a
+temporary folder next to it, then renamed).
+
+    trajloom convert-official --vae trajloom_vae.pt --vae-config trajloom_vae_config.json \
+        --latent-stats vae_latent_stats.json --generator trajloom_generator.pt \
+        --generator-config trajloom_generator_config.json --visibility-predictor visibility_predictor.pt \
+        --pipeline --out trajloom-official
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "convert the official TrajLoom checkpoints (.pt) to a diffusers-style pipeline folder"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    parser.add_argument("--vae", help="trajloom_vae.pt")
+    parser.add_argument("--vae-config", help="trajloom_vae_config.json (default: sizes inferred from the tensors)")
+    parser.add_argument("--latent-stats", help="vae_latent_stats.json (stored as latents_mean/latents_std)")
+    parser.add_argument("--latent-stats-key", default="z_all", help="section of the stats file (the generator uses z_all)")
+    parser.add_argument("--generator", help="trajloom_generator.pt")
+    parser.add_argument("--generator-config", help="trajloom_generator_config.json")
+    parser.add_argument("--visibility-predictor", help="visibility_predictor.pt")
+    parser.add_argument("--visibility-config", help="vis_predictor_config.json")
+    parser.add_argument("--pipeline", action="store_true", help="also write model_index.json + scheduler (needs --vae, "
+                        "--latent-stats and --generator)")
+    parser.add_argument("--num-heads", type=int, default=None, help="VAE heads when no --vae-config (default: 64-dim heads)")
+    parser.add_argument("--trust-pickle", action="store_true", help="load .pt files with weights_only=False (trusted files only)")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register ``convert-official`` on an ``argparse`` subparsers object (sets ``func=run``)."""
+    parser = subparsers.add_parser("convert-official", help=HELP, description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _read_json(path):
+    import json
+    from pathlib import Path
+
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise ValueError(f"file not found: {path}") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+
+
+def _check_file(path, flag: str) -> None:
+    import os
+
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"`{flag}` file not found: {path}")
+
+
+def convert_official(args: argparse.Namespace):
+    """Build the converted components; returns a dict ``{name: model}`` (and ``scheduler`` with ``--pipeline``)."""
+    from .autoencoder import convert_trajloom_vae, latent_stats_from_official
+    from .flow import convert_trajloom_generator, convert_visibility_predictor
+
+    if not (args.vae or args.generator or args.visibility_predictor):
+        raise ValueError("nothing to convert: give at least one of --vae, --generator, --visibility-predictor")
+    for path, flag in ((args.vae, "--vae"), (args.generator, "--generator"), (args.visibility_predictor, "--visibility-predictor")):
+        _check_file(path, flag)
+    if args.latent_stats and not args.vae:
+        raise ValueError("`--latent-stats` needs `--vae` (the statistics are stored in the VAE config)")
+    if args.pipeline and not (args.vae and args.generator and args.latent_stats):
+        raise ValueError("`--pipeline` needs --vae, --latent-stats and --generator (the pipeline scales latents with them)")
+    weights_only = not args.trust_pickle
+    out = {}
+    if args.vae:
+        overrides = {}
+        if args.latent_stats:
+            overrides.update(latent_stats_from_official(_read_json(args.latent_stats), args.latent_stats_key))
+        if args.num_heads is not None:
+            overrides["num_heads"] = args.num_heads
+        out["vae"] = convert_trajloom_vae(args.vae, _read_json(args.vae_config), weights_only=weights_only, **overrides)
+    if args.generator:
+        grid = out["vae"].grid_hw if "vae" in out else None
+        out["transformer"] = convert_trajloom_generator(args.generator, _read_json(args.generator_config), grid_size=grid,
+                                                        weights_only=weights_only)
+    if args.visibility_predictor:
+        out["visibility_predictor"] = convert_visibility_predictor(
+            args.visibility_predictor, _read_json(args.visibility_config), weights_only=weights_only)
+    if args.pipeline:
+        from ..schedulers import FlowMatchTrajScheduler
+
+        out["scheduler"] = FlowMatchTrajScheduler()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    from pathlib import Path
+
+    target = Path(args.out)
+    if target.exists() and any(target.iterdir()) and not args.overwrite:
+        raise ValueError(f"`--out` {target} exists and is not empty (pass --overwrite to replace it)")
+    parts = convert_official(args)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if args.pipeline:
+            from ..pipelines import TrajLoomPipeline
+
+            TrajLoomPipeline(**parts).save_pretrained(tmp)
+        else:
+            for name, model in parts.items():
+                model.save_pretrained(tmp / name)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for name in sorted(parts):
+        print(f"{name}: {target / name}")
+    return 0
