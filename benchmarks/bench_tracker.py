@@ -1,6 +1,6 @@
 """Accuracy and speed of the embedded optical-flow tracker against synthetic ground truth.
 
-    python benchmarks/bench_tracker.py [--clips 6] [--frames 81]
+    python benchmarks/bench_tracker.py [--clips 6] [--frames 81] [--method dis|farneback]
 
 Per camera motion: median / mean end-point error (px) over GT-visible points, visibility accuracy, frames/s.
 """
@@ -21,8 +21,10 @@ def main():
     parser.add_argument("--frames", type=int, default=81)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--width", type=int, default=416)
+    parser.add_argument("--method", choices=("dis", "farneback"), default="dis", help="dense optical flow")
     args = parser.parse_args()
-    tracker = OpticalFlowTracker()
+    tracker = OpticalFlowTracker(method=args.method)
+    print(f"optical flow: {args.method}")
     print(f"| camera motion | median EPE (px) | mean EPE (px) | visibility acc. | frames/s |  ({args.height}x{args.width}, "
           f"{args.frames} frames, stride 16, {args.clips} clips each)")
     print("|---|---|---|---|---|")

@@ -143,3 +143,14 @@ def test_offset_scale_is_a_reparameterisation():
         assert torch.allclose(a(x, sample_posterior=False).sample, b(x, sample_posterior=False).sample, atol=1e-5)
     with pytest.raises(ValueError, match="`offset_scale`"):
         AutoencoderTraj(**{**TINY, "offset_scale": "cells"})
+
+
+def test_forward_output_survives_accelerate_mixed_precision_wrapping(model):
+    # accelerate's mixed-precision forward wrapper rebuilds the output with type(output)(dict)
+    from accelerate.utils import convert_to_fp32
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(tracks(), sample_posterior=False)
+    wrapped = convert_to_fp32(out)
+    assert wrapped.sample.dtype == torch.float32 and wrapped.latents.shape == (2, 3, 24, 4)
+    assert wrapped.latent_dist is out.latent_dist and torch.isfinite(wrapped.latent_dist.kl()).all()

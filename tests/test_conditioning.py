@@ -13,12 +13,13 @@ from trajloom_hf.video_conditioning import encode_video_latents
 
 
 def tiny_text():
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
     vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", "a", "cat", "camera", "pans", "left", "dog"])}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])  # T5: EOS appended
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     torch.manual_seed(0)
     enc = T5EncoderModel(T5Config(vocab_size=len(vocab), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2))
@@ -75,3 +76,22 @@ def test_pipeline_with_caption_and_video(tmp_path):
     again = back(clip.tracks, clip.visibility, video=clip.frames, prompt="a cat", num_inference_steps=2,
                  generator=torch.Generator().manual_seed(0))
     np.testing.assert_allclose(again.future_tracks, out.future_tracks, atol=1e-5)
+    # with a text encoder, no prompt means the official default: the empty caption (its EOS token), not "no text"
+    kw = dict(num_inference_steps=1, generator=torch.Generator().manual_seed(0))
+    none = back(clip.tracks, clip.visibility, **kw).future_tracks
+    kw["generator"] = torch.Generator().manual_seed(0)
+    np.testing.assert_array_equal(none, back(clip.tracks, clip.visibility, prompt="", **kw).future_tracks)
+
+    # the forecast CLI feeds the history frames to a pipeline that has a video VAE
+    from trajloom_hf.cli import main
+    from trajloom_hf.video_io import write_video
+
+    write_video(tmp_path / "clip.mp4", clip.frames, 8)
+    np.savez(tmp_path / "t.npz", tracks=clip.tracks, visibility=clip.visibility)
+    assert main(["forecast", str(tmp_path / "clip.mp4"), "--pipeline", str(tmp_path / "p"), "--tracks",
+                 str(tmp_path / "t.npz"), "--layout", "TN", "--caption", "a cat", "--steps", "1",
+                 "--out", str(tmp_path / "o")]) == 0
+    import json
+
+    meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    assert meta["video_conditioning"] is True and meta["caption"] == "a cat"

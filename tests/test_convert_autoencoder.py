@@ -168,3 +168,21 @@ def test_mismatching_config_is_rejected():
     del bad["x_embedder.proj.weight"]
     with pytest.raises(ValueError, match="not an official TrajLoom-VAE"):
         convert_trajloom_vae(bad)
+
+
+@pytest.mark.parametrize("overrides", [{"offset_scale": "grid"}, {"offset_scale": 2.5}, {"use_offsets": False}])
+def test_conversion_honours_offset_scale_and_absolute_coordinates(overrides):
+    # offset_scale is folded into x_embedder / final_layer; use_offsets=False drops the anchor ramp (official model
+    # without the dense anchor field), so both still compute the official dense formulation
+    sd = official_state_dict()
+    ref_sd = dict(sd)
+    if overrides.get("use_offsets") is False:
+        ref_sd["offset_anchor_grid"] = torch.zeros_like(sd["offset_anchor_grid"])
+    model = convert_trajloom_vae(sd, num_heads=HEADS, **overrides).double()
+    norm = torch.rand(1, T, N, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    ref_mean, ref_dec = dense_encode_decode(ref_sd, norm)
+    with torch.no_grad():
+        mean = model.encode(norm).latent_dist.mean
+        dec = model.decode(mean).sample
+    assert (mean - ref_mean).abs().max().item() < 1e-5
+    assert (dec - ref_dec).abs().max().item() < 1e-5

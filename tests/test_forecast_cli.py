@@ -32,8 +32,23 @@ def test_forecast_with_tracks_file_and_official_layout(setup):
     assert meta["history_frames"] == T and meta["history_tracks_from"].startswith("file")
     for name in ("forecast.mp4", "forecast.gif", "forecast_montage.png", "official/pred_tracks.npy", "official/meta.json"):
         assert (out / name).is_file(), name
-    assert np.load(out / "official" / "pred_tracks.npy").shape == (T, 24, 2)
-    assert np.load(out / "official" / "query_xy.npy").dtype == np.int64
+    # the file has 12 frames: 9 history + 3 ground-truth future frames, so the official files hold pred_len = 3
+    off = out / "official"
+    assert np.load(off / "pred_tracks.npy").shape == (3, 24, 2) and np.load(off / "pred_visibility.npy").dtype == np.uint8
+    np.testing.assert_allclose(np.load(off / "pred_tracks.npy"), f["future_tracks"][0, :3])
+    np.testing.assert_allclose(np.load(off / "gt_tracks.npy"), clip.tracks[T:], atol=1e-5)
+    inb = ((clip.tracks[T:] >= 0) & (clip.tracks[T:] <= (W - 1, H - 1))).all(-1)
+    np.testing.assert_array_equal(np.load(off / "gt_visibility.npy"), clip.visibility[T:] & inb)
+    q = np.load(off / "query_xy.npy")
+    assert q.dtype == np.int64 and (q[1] == (S, 0)).all()
+    np.testing.assert_array_equal(np.load(off / "grid_idx.npy"), q[:, 1] * W + q[:, 0])
+    om = json.loads((off / "meta.json").read_text())
+    assert (om["H"], om["W"], om["cond_index"], om["pred_len"], om["grid_stride"]) == (H, W, T, 3, S)
+    np.testing.assert_allclose(f["gt_future_tracks"], clip.tracks[T:], atol=1e-5)
+    # running again replaces the previous output
+    assert main(["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
+                 "--layout", "TN", "--steps", "1", "--out", str(out)]) == 0
+    assert np.load(out / "forecast.npz")["future_tracks"].shape == (1, T, 24, 2) and not (out / "official").exists()
 
 
 def test_forecast_tracks_the_video_when_no_tracks_are_given(setup):
@@ -62,3 +77,57 @@ def test_read_track_file_official_layout(tmp_path):
     t, v = read_track_file(tmp_path / "a.npz", visibility_key="occluded", axis_order="yx")
     assert t.shape == (4, 6, 2) and v.all()  # occlusion flags inverted
     np.testing.assert_allclose(t[:, 0], tr[0][:, ::-1], atol=1e-5)
+
+
+def test_tracks_of_another_frame_size_need_tracks_size(setup):
+    d, clip = setup
+    np.savez(d / "big.npz", trajectory=(clip.tracks * 2).transpose(1, 0, 2), visibility=clip.visibility.T)  # official NT
+    args = ["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "big.npz"), "--steps", "1"]
+    with pytest.raises(ValueError, match="off the stride-16 query grid.*--tracks-size 64x96"):
+        main(args + ["--out", str(d / "bad_size")])
+    assert main(args + ["--tracks-size", f"{2 * H}x{2 * W}", "--out", str(d / "big")]) == 0
+    np.testing.assert_allclose(np.load(d / "big" / "forecast.npz")["history_tracks"], clip.tracks[:T], atol=1e-4)
+    with pytest.raises(ValueError, match="axis order"):  # swapped coordinates are caught the same way
+        main(args + ["--tracks-size", f"{2 * H}x{2 * W}", "--axis-order", "yx", "--out", str(d / "bad_axis")])
+    assert not (d / "bad_size").exists() and not (d / "bad_axis").exists()
+
+
+def test_bad_arguments_name_themselves_and_leave_nothing(setup, tmp_path):
+    import shutil
+
+    d, _ = setup
+    base = [str(d / "clip.mp4"), "--tracks", str(d / "tracks.npz"), "--layout", "TN", "--steps", "1"]
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="`--out`.*not a previous forecast output"):
+        main(["forecast", *base, "--pipeline", str(d / "pipe"), "--out", str(keep)])
+    assert (keep / "notes.txt").read_text() == "mine"
+    shutil.copytree(d / "pipe", tmp_path / "pipe")
+    shutil.rmtree(tmp_path / "pipe" / "transformer")
+    with pytest.raises(FileNotFoundError, match="`--pipeline`.*`transformer`"):
+        main(["forecast", *base, "--pipeline", str(tmp_path / "pipe"), "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="`--history-frames` 5 is shorter"):
+        main(["forecast", *base, "--pipeline", str(d / "pipe"), "--history-frames", "5", "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="`video` has 12 frames, the history needs 20"):
+        main(["forecast", *base, "--pipeline", str(d / "pipe"), "--history-frames", "20", "--out", str(tmp_path / "o")])
+    with pytest.raises(FileNotFoundError, match="`video`"):
+        main(["forecast", str(tmp_path / "none.mp4"), "--pipeline", str(d / "pipe"), "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="`--num-samples`"):
+        main(["forecast", *base, "--pipeline", str(d / "pipe"), "--num-samples", "0", "--out", str(tmp_path / "o")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "pipe"]
+
+
+def test_read_track_file_npy_and_trailing_visibility_axis(tmp_path):
+    tr = np.random.default_rng(1).uniform(0, 50, (5, 7, 2)).astype(np.float32)  # [N, T, 2]
+    np.save(tmp_path / "t.npy", tr)
+    t, v = read_track_file(tmp_path / "t.npy")
+    assert t.shape == (7, 5, 2) and v.all()
+    vis = np.ones((5, 7, 1), np.float32)
+    vis[2, 3] = 0
+    tr[1, 4] = np.nan
+    np.savez(tmp_path / "v.npz", tracks=tr, visibilities=vis)
+    t, v = read_track_file(tmp_path / "v.npz")
+    assert not v[3, 2] and not v[4, 1] and v.sum() == 33 and np.isfinite(t).all()
+    with pytest.raises(ValueError, match="`tracks_key`"):
+        read_track_file(tmp_path / "t.npy", tracks_key="x")

@@ -147,3 +147,76 @@ def test_first_frame_history_mode_ignores_motion(history):
     np.testing.assert_allclose(a.future_tracks, b.future_tracks, atol=1e-5)
     with pytest.raises(ValueError, match="`history_mode`"):
         TrajLoomPipeline(**pipe.components, history_mode="image")
+
+
+def test_missing_component_is_named(tmp_path, pipe):
+    import shutil
+
+    pipe.save_pretrained(tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / "visibility_predictor")
+    with pytest.raises(FileNotFoundError, match="`visibility_predictor`"):
+        TrajLoomPipeline.from_pretrained(tmp_path / "p")
+    (tmp_path / "p" / "model_index.json").unlink()
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        TrajLoomPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_heun_callback_follows_whole_steps_and_can_replace_latents(pipe, history):
+    tracks, vis = history
+    seen = []
+
+    def record(p, i, t, kwargs):
+        seen.append((i, round(float(t), 4)))
+        return kwargs
+
+    pipe(tracks, vis, num_inference_steps=3, solver="heun", callback_on_step_end=record)
+    assert seen == [(0, 0.0), (1, 0.3333), (2, 0.6667)]  # once per ODE step, at the step's start time
+
+    fixed = torch.full((1, 3, 24, 4), 0.5)
+
+    def overwrite(p, i, t, kwargs):
+        return {"latents": fixed.clone()} if i == 1 else kwargs
+
+    a = pipe(tracks, vis, num_inference_steps=2, generator=torch.Generator().manual_seed(0), callback_on_step_end=overwrite)
+    b = pipe(tracks, vis, num_inference_steps=2, generator=torch.Generator().manual_seed(9), callback_on_step_end=overwrite)
+    np.testing.assert_array_equal(a.future_tracks, b.future_tracks)  # the returned latents were decoded
+
+
+def test_out_of_frame_history_points_are_invisible_to_the_model(pipe, history, monkeypatch):
+    tracks, vis = history
+    seen = {}
+    original = pipe.transformer.prepare_context
+
+    def spy(z, v, *a, **k):
+        seen["vis"] = v
+        return original(z, v, *a, **k)
+
+    monkeypatch.setattr(pipe.transformer, "prepare_context", spy)
+    tracks, vis = tracks.copy(), np.ones_like(vis)
+    tracks[:, 3] = (-20.0, 10.0)  # left of the frame in every frame (normal in tracking data: no error)
+    tracks[:4, 7] = (10.0, H + 5.0)  # below the frame in frames 0-3 only -> latent step 0 invisible
+    pipe(tracks, vis, num_inference_steps=1)
+    v = seen["vis"][0]
+    inside = ((tracks >= 0) & (tracks <= (W - 1, H - 1))).all(-1).all(0)  # points in the frame throughout
+    assert inside.sum() > 5 and v[:, inside].all()
+    assert v[:, 3].sum() == 0 and v[0, 7] == 0 and v[1:, 7].all()
+
+
+def test_pt_output_and_low_precision_models_keep_fp32_coordinates(history):
+    tracks, vis = history
+    ref = tiny_pipeline()(tracks, vis, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt")
+    assert isinstance(ref.future_tracks, torch.Tensor) and ref.future_visibility.dtype == torch.bool
+    low = tiny_pipeline().to(dtype=torch.bfloat16)
+    out = low(torch.from_numpy(tracks), torch.from_numpy(vis), num_inference_steps=2,
+              generator=torch.Generator().manual_seed(0), output_type="pt")
+    assert out.future_tracks.dtype == torch.float32 and out.visibility_prob.dtype == torch.float32
+    # bf16 weights change the futures by a fraction of a pixel on this tiny model, not by the frame scale
+    assert (out.future_tracks - ref.future_tracks).abs().max() < 1.0
+
+
+def test_longer_history_uses_the_last_frames(pipe):
+    clip = generate_clip(2, SceneConfig(height=H, width=W, num_frames=T + 4, stride=S, render=False))
+    g = lambda: torch.Generator().manual_seed(0)
+    long = pipe(clip.tracks, clip.visibility, num_inference_steps=1, generator=g())
+    last = pipe(clip.tracks[-T:], clip.visibility[-T:], num_inference_steps=1, generator=g())
+    np.testing.assert_array_equal(long.future_tracks, last.future_tracks)

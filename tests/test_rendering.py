@@ -67,3 +67,27 @@ def test_bad_inputs():
         R.render_forecast(frames[:3], tracks[:3], vis[:3], tracks[3:][None], labels=["a", "b"])
     with pytest.raises(ValueError, match="`future_tracks`"):
         R.render_forecast(frames[:3], tracks[:3], vis[:3], tracks[3:, :1][None])
+
+
+def test_backgrounds_and_point_subsampling():
+    frames, tracks, vis = _scene()
+    white = R.render_tracks(frames, tracks, vis, background="white", trail=0)
+    assert (white[0, 0, 0] == 255).all()
+    light = R.render_tracks(frames, tracks, vis, background="lightened", trail=0)
+    assert 40 < light[0, 0, 0, 0] < 255
+    one = R.render_tracks(frames, tracks, vis, max_points=1, trail=0)
+    x, y = np.round(tracks[0, 1]).astype(int)
+    assert (one[0, y - 3 : y + 4, x - 3 : x + 4] == 40).all()  # only the first point is kept
+    with pytest.raises(ValueError, match="`background`"):
+        R.render_tracks(frames, tracks, vis, background="black")
+
+
+def test_point_colours_follow_the_query_position():
+    q = np.array([[0.0, 0.0], [63.0, 0.0], [0.0, 47.0]])
+    for mode in R.COLOR_MODES:
+        cols = R.point_colors(q, 48, 64, mode)
+        assert cols.shape == (3, 3) and cols.dtype == np.uint8
+    xy = R.point_colors(q, 48, 64, "xy")
+    assert not np.array_equal(xy[0], xy[1]) and not np.array_equal(xy[0], xy[2])
+    x_only = R.point_colors(q, 48, 64, "x")
+    np.testing.assert_array_equal(x_only[0], x_only[2])  # same x -> same colour

@@ -28,9 +28,13 @@ def test_synthetic_clips_are_cached_once_and_reloaded_identically(tmp_path):
         np.testing.assert_array_equal(a.tracks, b.tracks)
         np.testing.assert_array_equal(a.visibility, b.visibility)
         assert a.caption == b.caption and b.frames is None  # render=False: no frames generated or cached
-    # another scene size lives under another cache key, never mixed in
+    # another scene (size, camera motion, ...) lives under another cache key, never mixed in
     other = SceneConfig(height=64, width=96, num_frames=10, stride=16, render=False)
     assert synthetic_clips([3], other, cache_dir=str(tmp_path), progress=False)[0].tracks.shape[0] == 10
+    static = SceneConfig(height=64, width=96, num_frames=12, stride=16, render=False, camera_motion="static", num_objects=(0, 0))
+    clip = synthetic_clips([3], static, cache_dir=str(tmp_path), progress=False)[0]
+    np.testing.assert_array_equal(clip.tracks, generate_clip(3, static).tracks)
+    assert len({p.parent for p in tmp_path.rglob("*.npz")}) == 3
 
 
 def test_window_items_split_history_and_future():

@@ -85,3 +85,87 @@ def test_tracks_a_real_video():
     q = make_query_grid(272, 640, 16)
     tracks, vis = OpticalFlowTracker().track(frames, q)
     assert np.isfinite(tracks).all() and 0.5 < vis.mean() <= 1.0
+
+
+def _translated_texture(velocity=(1.3, -0.7), t=12, h=64, w=96, seed=0):
+    """A smooth random texture whose content moves by ``velocity`` px per frame (exact ground truth)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.integers(0, 256, (h + 64, w + 64, 3)).astype(np.float32), (0, 0), 2.0)
+    big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
+    frames = []
+    for k in range(t):  # frame k shows the texture shifted by k * velocity (content moves, window is fixed)
+        m = np.float32([[1, 0, velocity[0] * k - 32], [0, 1, velocity[1] * k - 32]])
+        frames.append(cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return np.clip(np.stack(frames), 0, 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_subpixel_translation_is_tracked_and_points_leaving_the_frame_are_hidden(method):
+    v = np.array([1.3, -0.7])
+    frames = _translated_texture(tuple(v))
+    q = np.array([[x, y] for y in range(4, 64, 8) for x in range(4, 96, 8)], float)
+    tracks, vis = OpticalFlowTracker(method=method).track(frames, q)
+    gt = q[None] + np.arange(12)[:, None, None] * v
+    inside = (gt[..., 0] >= 0) & (gt[..., 0] <= 95) & (gt[..., 1] >= 0) & (gt[..., 1] <= 63)
+    assert (~inside).sum() > 20  # the motion carries some points out through the right and top edges
+    err = np.linalg.norm(tracks - gt, axis=-1)[inside]
+    assert np.median(err) < 0.5 and np.percentile(err, 90) < 1.0, (np.median(err), np.percentile(err, 90))
+    assert (vis == inside).mean() > 0.97
+
+
+def _fake_cotracker_package(monkeypatch, calls):
+    """Install a stand-in ``cotracker.predictor.CoTrackerPredictor`` (CoTracker3's documented offline API)."""
+    import importlib.machinery
+    import sys
+    import types
+
+    import torch
+
+    class CoTrackerPredictor(torch.nn.Module):
+        def __init__(self, checkpoint=None):
+            super().__init__()
+            calls.append(checkpoint)
+
+        def forward(self, video, queries):
+            assert video.dtype == torch.float32 and video.shape[2] == 3  # [B, T, 3, H, W], 0-255
+            assert queries.shape[-1] == 3 and (queries[..., 0] == 0).all()  # (t, x, y), queried at frame 0
+            b, t = video.shape[:2]
+            tracks = queries[:, None, :, 1:].expand(b, t, -1, -1) + 0.5 * torch.arange(t)[None, :, None, None]
+            vis = torch.ones(b, t, queries.shape[1], dtype=torch.bool)
+            vis[:, -1, 0] = False
+            return tracks, vis
+
+    pkg = types.ModuleType("cotracker")
+    pkg.__spec__ = importlib.machinery.ModuleSpec("cotracker", None, is_package=True)
+    sub = types.ModuleType("cotracker.predictor")
+    sub.__spec__ = importlib.machinery.ModuleSpec("cotracker.predictor", None)
+    sub.CoTrackerPredictor = CoTrackerPredictor
+    pkg.predictor = sub
+    monkeypatch.setitem(sys.modules, "cotracker", pkg)
+    monkeypatch.setitem(sys.modules, "cotracker.predictor", sub)
+
+
+def test_auto_picks_an_installed_cotracker_and_converts_its_outputs(monkeypatch):
+    calls = []
+    _fake_cotracker_package(monkeypatch, calls)
+    tracker = get_tracker("auto", checkpoint="scaled_offline.pth")
+    assert tracker.name == "cotracker" and calls == ["scaled_offline.pth"]
+    q = np.array([[1.0, 2.0], [10.0, 20.0], [30.0, 5.0]])
+    tracks, vis = tracker.track(np.zeros((4, 32, 48, 3), np.uint8), q)
+    assert tracks.shape == (4, 3, 2) and tracks.dtype == np.float32 and vis.dtype == bool
+    np.testing.assert_allclose(tracks[2], q + 1.0)
+    assert not vis[-1, 0] and vis.sum() == 11
+    # without a checkpoint, "auto" keeps the weight-free tracker (CoTracker would run with random weights)
+    assert get_tracker("auto").name == "optical_flow"
+
+
+def test_cotracker_adapter_rejects_wrongly_shaped_predictions():
+    import torch
+
+    def bad(video, queries):
+        return torch.zeros(1, video.shape[1], queries.shape[1] + 1, 2), torch.ones(1, video.shape[1], queries.shape[1])
+
+    with pytest.raises(ValueError, match="expected"):
+        CoTrackerAdapter(predictor=bad).track(np.zeros((3, 16, 16, 3), np.uint8), np.array([[2.0, 1.0]]))

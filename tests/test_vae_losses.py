@@ -71,3 +71,17 @@ def test_total_is_weighted_sum_and_ablation_weights():
         vae_loss(pred, target, vis[:, :5], kl)
     with pytest.raises(ValueError, match="same shape"):
         vae_loss(pred[:, :5], target, vis, kl)
+
+
+def test_spatial_term_refuses_inputs_off_the_grid():
+    # [B, T, N, 2] without grid_hw would take "neighbours" along the coordinate axis: refuse it
+    pred, target = torch.randn(1, 9, 24, 2), torch.randn(1, 9, 24, 2)
+    with pytest.raises(ValueError, match="`grid_hw`"):
+        vae_loss(pred, target, None, None)
+    with pytest.raises(ValueError, match=r"N=20"):
+        vae_loss(pred, target, None, None, grid_hw=(4, 5))
+    with pytest.raises(ValueError, match=r"\[B, T, H_g, W_g, 2\]"):
+        spatial_neighbour_loss(pred, target, None)
+    assert vae_loss(pred, target, None, None, lambda_spatial=0).spatial.item() == 0  # no grid needed without the term
+    grid = vae_loss(pred.reshape(1, 9, 4, 6, 2), target.reshape(1, 9, 4, 6, 2), None, None)
+    assert grid.loss.item() == pytest.approx(vae_loss(pred, target, None, None, grid_hw=(4, 6)).loss.item())

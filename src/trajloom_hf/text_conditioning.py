@@ -19,6 +19,9 @@ def encode_pooled_text(text_encoder, tokenizer, prompts: List[str], *, device=No
     device = device or next(text_encoder.parameters()).device
     tok = tokenizer(list(prompts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+    if ids.shape[1] == 0:  # T5/UMT5 tokenizers append EOS, so only a tokenizer without one gets here
+        raise ValueError("`tokenizer` produced no tokens for `prompts` (an empty caption needs a tokenizer that appends "
+                         "an end-of-sequence token, as T5/UMT5 tokenizers do)")
     hidden = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
     m = mask.unsqueeze(-1).float()
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)

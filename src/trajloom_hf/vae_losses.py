@@ -34,6 +34,11 @@ def _grid(x: torch.Tensor, grid_hw: Optional[Tuple[int, int]], coords: bool) -> 
     """Bring ``[B, T, N(, 2)]`` to ``[B, T, H_g, W_g(, 2)]``."""
     if grid_hw is None:
         return x
+    if x.ndim != (4 if coords else 3) or x.shape[2] != grid_hw[0] * grid_hw[1]:
+        raise ValueError(
+            f"`grid_hw` {tuple(grid_hw)} needs inputs [B, T, N={grid_hw[0] * grid_hw[1]}{', 2' if coords else ''}], "
+            f"got {list(x.shape)}"
+        )
     lead = x.shape[:2]
     return x.reshape(*lead, grid_hw[0], grid_hw[1], *(x.shape[3:] if coords else ()))
 
@@ -74,6 +79,8 @@ def spatial_neighbour_loss(
     by its count of both-visible pairs, weighted by ``alpha_d = 1/d`` (App. A.1) and the weighted sum divided by
     ``sum alpha_d``. Hops that do not fit the grid are skipped.
     """
+    if pred.ndim != 5 or pred.shape[-1] != 2:
+        raise ValueError(f"`pred`/`target` must be on the grid [B, T, H_g, W_g, 2], got {list(pred.shape)}")
     weights = list(weights) if weights is not None else [1.0 / d for d in hops]
     if len(weights) != len(hops):
         raise ValueError(f"`weights` must have one entry per hop ({len(hops)}), got {len(weights)}")
@@ -131,6 +138,8 @@ def vae_loss(
     rec = masked_huber_loss(pred, target, visibility, huber_delta)
     tmp = temporal_velocity_loss(pred, target, visibility) if lambda_temporal else rec.new_zeros(())
     if lambda_spatial:
+        if grid_hw is None and pred.ndim != 5:
+            raise ValueError(f"the spatial term needs the grid: pass `grid_hw` for inputs {list(pred.shape)} (or [B, T, H_g, W_g, 2])")
         vis_g = None if visibility is None else _grid(visibility, grid_hw, coords=False)
         spa = spatial_neighbour_loss(_grid(pred, grid_hw, True), _grid(target, grid_hw, True), vis_g, hops)
     else:

@@ -10,6 +10,7 @@ import io
 import os
 import tempfile
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Tuple, Union
 
@@ -47,6 +48,13 @@ def _as_uint8_frames(frames, name: str = "frames") -> np.ndarray:
     return frames
 
 
+def _check_fps(fps) -> Fraction:
+    """``fps`` as an exact frame rate (29.97 stays 2997/100 instead of being rounded to 30)."""
+    if not isinstance(fps, (int, float, np.integer, np.floating, Fraction)) or not np.isfinite(float(fps)) or fps <= 0:
+        raise ValueError(f"`fps` must be a positive finite number, got {fps!r}")
+    return Fraction(fps).limit_denominator(1001)
+
+
 def _decode(container, max_frames: Optional[int], start: int) -> Tuple[np.ndarray, float]:
     stream = container.streams.video[0]
     fps = float(stream.average_rate) if stream.average_rate else 0.0
@@ -58,7 +66,7 @@ def _decode(container, max_frames: Optional[int], start: int) -> Tuple[np.ndarra
         if max_frames is not None and len(out) >= max_frames:
             break
     if not out:
-        raise ValueError("no frames could be decoded")
+        raise ValueError("no frames could be decoded" + (f" at or after frame `start`={start}" if start else ""))
     return np.stack(out), fps
 
 
@@ -79,6 +87,8 @@ def read_video(
         raise FileNotFoundError(f"`video` file not found: {str(p)!r}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"`max_frames` must be >= 1 or None, got {max_frames}")
+    if start < 0:
+        raise ValueError(f"`start` must be >= 0, got {start}")
     try:
         with av.open(str(p)) as container:
             frames, fps = _decode(container, max_frames, start)
@@ -93,8 +103,9 @@ def decode_mp4_bytes(data: bytes, *, max_frames: Optional[int] = None) -> np.nda
     """Decode in-memory video bytes (e.g. a TrajLoomBench ``video`` cell) to ``[T, H, W, 3]`` uint8."""
     import av
 
-    if not isinstance(data, (bytes, bytearray)) or not data:
-        raise ValueError(f"`data` must be non-empty video bytes, got {type(data).__name__} of length {len(data or b'')}")
+    if not isinstance(data, (bytes, bytearray, memoryview)) or not len(data):
+        size = f" of length {len(data)}" if isinstance(data, (bytes, bytearray, memoryview)) else ""
+        raise ValueError(f"`data` must be non-empty video bytes, got {type(data).__name__}{size}")
     try:
         with av.open(io.BytesIO(bytes(data))) as container:
             return _decode(container, max_frames, 0)[0]
@@ -102,7 +113,7 @@ def decode_mp4_bytes(data: bytes, *, max_frames: Optional[int] = None) -> np.nda
         raise ValueError(f"`data` could not be decoded as a video: {err}") from err
 
 
-def _encode(target, frames: np.ndarray, fps: float, crf: int) -> None:
+def _encode(target, frames: np.ndarray, fps: Fraction, crf: int) -> None:
     import av
 
     t, h, w, _ = frames.shape
@@ -111,7 +122,7 @@ def _encode(target, frames: np.ndarray, fps: float, crf: int) -> None:
     if ph or pw:
         frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
     with av.open(target, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=max(1, int(round(fps))))
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "medium"}
@@ -125,18 +136,18 @@ def _encode(target, frames: np.ndarray, fps: float, crf: int) -> None:
 def write_video(path: PathLike, frames, fps: float = 16.0, *, crf: int = 18) -> Path:
     """Write frames ``[T, H, W, 3]`` as an H.264 mp4 (yuv420p; odd sizes padded by one edge pixel), atomically."""
     frames = _as_uint8_frames(frames)
-    if fps <= 0:
-        raise ValueError(f"`fps` must be positive, got {fps}")
+    rate = _check_fps(fps)
     with atomic_path(path, ".mp4") as tmp:
-        _encode(tmp, frames, fps, crf)
+        _encode(tmp, frames, rate, crf)
     return Path(path)
 
 
 def encode_mp4_bytes(frames, fps: float = 16.0, *, crf: int = 18) -> bytes:
     """Encode frames ``[T, H, W, 3]`` to H.264 mp4 bytes (what the dataset stores)."""
     frames = _as_uint8_frames(frames)
+    rate = _check_fps(fps)
     buf = io.BytesIO()
-    _encode(buf, frames, fps, crf)
+    _encode(buf, frames, rate, crf)
     return buf.getvalue()
 
 
@@ -145,8 +156,7 @@ def write_gif(path: PathLike, frames, fps: float = 12.0) -> Path:
     from PIL import Image
 
     frames = _as_uint8_frames(frames)
-    if fps <= 0:
-        raise ValueError(f"`fps` must be positive, got {fps}")
+    _check_fps(fps)
     images = [Image.fromarray(f) for f in frames]
     with atomic_path(path, ".gif") as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),

@@ -1,38 +1,89 @@
 """``trajloom forecast``: a video (and optionally its tracks) in, sampled future tracks out, with pictures.
 
     trajloom forecast clip.mp4 --pipeline out/pipeline --num-samples 3 --out forecast/
-    trajloom forecast clip.mp4 --pipeline out/pipeline --tracks clip.npz --tracks-key tracks --layout TN --out f/
+    trajloom forecast clip.mp4 --pipeline out/pipeline --tracks clip.npz --out f/ --official-layout
 
-The history is the first ``--history-frames`` frames (default: the pipeline's VAE segment length), resized to the
-pipeline's frame size. Without ``--tracks`` the history is tracked with the embedded tracker on the pipeline's
-query grid. Writes ``forecast.npz`` (future tracks ``[S, T_f, N, 2]`` px, visibility, probabilities, history),
-``meta.json``, ``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame) and a PNG
-montage; ``--official-layout`` also writes ``official/`` (``pred_tracks.npy``, ...) for the official scripts.
-Everything goes to a temporary folder first and is moved into ``--out`` only when complete.
+The history is the first ``--history-frames`` frames (default: the pipeline's VAE segment length; if longer, the
+pipeline uses its last ``vae.config.num_frames``), resized to the pipeline's frame size. Without ``--tracks`` the
+history is tracked with the embedded tracker (:func:`trajloom_hf.tracking.get_tracker`) on the pipeline's query grid.
+
+Track files (reference §1.1): official TrajLoomDatasets ``.npz`` files hold ``[N, T, 2]`` pixel tracks and ``[N, T]``
+visibility; ``--layout``, ``--axis-order``, ``--tracks-key`` / ``--visibility-key`` say how to read other files (no
+guessing). Tracks are in pixels of ``--tracks-size`` (default: the video's frame size) and are rescaled with the
+frames (``x * W_pipe / W_tracks``, consistent with the ``2 x / W - 1`` normalisation). Unless ``--no-grid-check``,
+frame 0 must sit on the pipeline's query grid (official tracks are queried there), which catches a wrong layout,
+axis order or frame size. If the file holds frames after the history, they are the ground-truth future.
+
+Writes ``forecast.npz`` (future tracks ``[S, T_f, N, 2]`` px, visibility, probabilities, history), ``meta.json``,
+``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame) and a PNG montage;
+``--official-layout`` also writes ``official/`` (``pred_tracks.npy``, ``pred_visibility.npy``,
+``pred_visibility_prob.npy``, ``query_xy.npy``, ``grid_idx.npy``, ``gt_tracks.npy`` + ``gt_visibility.npy`` when
+the track file has a future, ``meta.json``; sample 1) for the official benchmark scripts. Everything goes to a
+temporary folder first and is moved into ``--out`` only when complete; an existing ``--out`` is replaced only if it
+is empty or a previous forecast output.
 """
 
 from __future__ import annotations
 
 import argparse
 
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _frame_size(text: str):
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 480x832), got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive HEIGHTxWIDTH, got {text!r}")
+    return h, w
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="input video file")
-    parser.add_argument("--pipeline", required=True, help="TrajLoomPipeline folder")
+    parser.add_argument("--pipeline", required=True, help="TrajLoomPipeline folder (save_pretrained output)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--tracks", default=None, help=".npz with history tracks (default: track the video)")
-    parser.add_argument("--tracks-key", default=None, help="array name of the tracks (default: official names)")
-    parser.add_argument("--visibility-key", default=None, help="array name of the visibility")
-    parser.add_argument("--layout", default="NT", choices=["NT", "TN"], help="tracks array layout [N,T,2] or [T,N,2]")
-    parser.add_argument("--axis-order", default="xy", choices=["xy", "yx"])
-    parser.add_argument("--caption", default=None, help="caption for text conditioning (needs a text encoder)")
+    parser.add_argument("--tracks", default=None, help=".npz (or single-array .npy) with history tracks "
+                        "(default: track the video)")
+    parser.add_argument("--tracks-key", default=None, help="array name of the tracks (default: the official lookup "
+                        "order trajectory, trajectories, tracks)")
+    parser.add_argument("--visibility-key", default=None, help="array name of the visibility (default: visibility, "
+                        "visibilities, vis; if none exists, all visible; names containing 'occ' are inverted)")
+    parser.add_argument("--layout", default="NT", choices=["NT", "TN"],
+                        help="tracks array layout: NT = [N, T, 2] (official files) or TN = [T, N, 2]")
+    parser.add_argument("--axis-order", default="xy", choices=["xy", "yx"], help="coordinate order of the last axis")
+    parser.add_argument("--tracks-size", type=_frame_size, default=None, metavar="HxW",
+                        help="frame size the track pixels refer to (default: the video's frame size)")
+    parser.add_argument("--tracker", default="auto", help="tracker used without --tracks: auto, optical_flow or "
+                        "cotracker (see trajloom_hf.tracking.get_tracker)")
+    parser.add_argument("--tracker-checkpoint", default=None, help="CoTracker checkpoint (for --tracker cotracker/auto)")
+    parser.add_argument("--no-grid-check", action="store_true",
+                        help="do not require frame 0 of --tracks to lie on the query grid")
+    parser.add_argument("--caption", default=None, help="caption for text conditioning (needs a text encoder; "
+                        "default: the empty caption)")
     parser.add_argument("--history-frames", type=int, default=None, help="default: the pipeline's VAE num_frames")
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="model weights dtype "
+                        "(coordinates stay fp32)")
     parser.add_argument("--fps", type=float, default=16.0)
     parser.add_argument("--official-layout", action="store_true", help="also write the official per-video files")
+
+
+def _check_out(final) -> None:
+    """``--out`` may be new, an empty folder, or a previous forecast output (never an unrelated folder)."""
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise ValueError(f"`--out` {str(final)!r} exists and is not a folder")
+    entries = list(final.iterdir())
+    if entries and not ((final / "forecast.npz").is_file() and (final / "meta.json").is_file()):
+        raise ValueError(f"`--out` {str(final)!r} is a non-empty folder that is not a previous forecast output; "
+                         f"give a new or empty folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,47 +96,83 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from ..encoding import in_frame
     from ..pipelines import TrajLoomPipeline
+    from ..pipelines.pipeline_trajloom import check_pipeline_folder
     from ..rendering import montage, render_forecast
-    from ..track_files import read_track_file, write_official_layout
+    from ..track_files import check_query_alignment, read_track_file, write_official_layout
     from ..video_io import read_video, resize_video, save_png, write_gif, write_video
 
-    if not Path(args.pipeline, "model_index.json").is_file():
-        raise FileNotFoundError(f"`--pipeline` {args.pipeline!r} is not a pipeline folder (no model_index.json)")
-    pipe = TrajLoomPipeline.from_pretrained(args.pipeline)
+    for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps)):
+        if value < 1:
+            raise ValueError(f"`{name}` must be >= 1, got {value}")
+    if args.history_frames is not None and args.history_frames < 1:
+        raise ValueError(f"`--history-frames` must be >= 1, got {args.history_frames}")
+    if args.fps <= 0:
+        raise ValueError(f"`--fps` must be positive, got {args.fps}")
+    final = Path(args.out).resolve()
+    _check_out(final)
+    if not Path(args.video).is_file():
+        raise FileNotFoundError(f"`video` file not found: {args.video!r}")
+    try:
+        check_pipeline_folder(args.pipeline)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"`--pipeline`: {err}") from None
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    pipe = TrajLoomPipeline.from_pretrained(args.pipeline, torch_dtype=getattr(torch, DTYPES[args.dtype]))
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
     h, w = pipe.frame_size
+    stride = pipe.vae.config.patch_size
     t_h = args.history_frames or pipe.history_frames
     if t_h < pipe.history_frames:
-        raise ValueError(f"`--history-frames` {t_h} is shorter than the pipeline's {pipe.history_frames}")
+        raise ValueError(f"`--history-frames` {t_h} is shorter than the pipeline's {pipe.history_frames} (vae num_frames)")
     frames, fps_in = read_video(args.video, max_frames=t_h)
     if frames.shape[0] < t_h:
         raise ValueError(f"`video` has {frames.shape[0]} frames, the history needs {t_h}")
     src_h, src_w = frames.shape[1:3]
     frames = resize_video(frames, h, w)
     query = pipe.query_grid()
+
+    gt = gt_vis = None
     if args.tracks:
         tracks, vis = read_track_file(args.tracks, tracks_key=args.tracks_key, visibility_key=args.visibility_key,
                                       layout=args.layout, axis_order=args.axis_order)
         if tracks.shape[0] < t_h:
             raise ValueError(f"`--tracks` has {tracks.shape[0]} frames, the history needs {t_h}")
         if tracks.shape[1] != len(query):
-            raise ValueError(f"`--tracks` has N={tracks.shape[1]} points; the pipeline grid has N={len(query)}")
-        if (src_h, src_w) != (h, w):  # tracks are in the video's pixels: rescale with the frames
-            scale = np.array([w / src_w, h / src_h], np.float32)
-            tracks = (tracks + 0.5) * scale - 0.5
-        tracks, vis, source = tracks[:t_h], vis[:t_h], f"file {args.tracks}"
+            raise ValueError(f"`--tracks` has N={tracks.shape[1]} points; the pipeline's "
+                             f"{pipe.vae.grid_hw[0]}x{pipe.vae.grid_hw[1]} grid has N={len(query)}")
+        tr_h, tr_w = args.tracks_size or (src_h, src_w)
+        # pixels of the tracks' frame -> pixels of the pipeline frame; x / W is what the model sees (2x/W - 1)
+        tracks = tracks * np.array([w / tr_w, h / tr_h], np.float32)
+        if not args.no_grid_check:
+            try:
+                check_query_alignment(tracks, vis & in_frame(tracks, h, w), query, stride, name="--tracks")
+            except ValueError as err:
+                raise ValueError(f"{err} (--tracks-size {tr_h}x{tr_w}, the video is {src_h}x{src_w}; "
+                                 f"--no-grid-check skips this test)") from None
+        if tracks.shape[0] > t_h:  # frames after the history: the ground-truth future
+            gt, gt_vis = tracks[t_h:], vis[t_h:] & in_frame(tracks[t_h:], h, w)
+        tracks, vis, source = tracks[:t_h], vis[:t_h], f"file {os.path.abspath(args.tracks)}"
     else:
         from ..tracking import get_tracker
 
-        tracker = get_tracker("auto")
+        kwargs = {"device": device} if args.tracker_checkpoint is None else {"checkpoint": args.tracker_checkpoint, "device": device}
+        try:
+            tracker = get_tracker(args.tracker, **kwargs)
+        except ValueError as err:
+            raise ValueError(f"`--tracker`: {err}") from None
         tracks, vis = tracker.track(frames, query)
-        source = f"tracker {tracker.name}"
-    out = pipe(tracks, vis, prompt=args.caption, num_samples=args.num_samples, num_inference_steps=args.steps,
-               solver=args.solver, generator=[torch.Generator().manual_seed(args.seed)])
+        source = f"tracker {getattr(tracker, 'name', type(tracker).__name__)}"
+    video = frames if pipe.video_vae is not None else None
+    out = pipe(tracks, vis, video=video, prompt=args.caption, num_samples=args.num_samples,
+               num_inference_steps=args.steps, solver=args.solver,
+               generator=[torch.Generator().manual_seed(args.seed)])
     fut, fvis = out.future_tracks[0], out.future_visibility[0]
     prob = None if out.visibility_prob is None else out.visibility_prob[0]
+    t_f = int(fut.shape[1])
 
-    final = Path(args.out)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -93,27 +180,46 @@ def run(args: argparse.Namespace) -> int:
                       query_xy=query)
         if prob is not None:
             arrays["future_visibility_prob"] = prob
+        if gt is not None:
+            arrays.update(gt_future_tracks=gt[:t_f], gt_future_visibility=gt_vis[:t_f])
         np.savez_compressed(tmp / "forecast.npz", **arrays)
         meta = dict(video=os.path.abspath(args.video), pipeline=os.path.abspath(args.pipeline), height=h, width=w,
-                    source_size=[src_h, src_w], fps=fps_in, history_frames=t_h, future_frames=int(fut.shape[1]),
+                    source_size=[src_h, src_w], fps=fps_in, history_frames=t_h, future_frames=t_f,
                     num_samples=args.num_samples, steps=args.steps, solver=args.solver, seed=args.seed,
-                    caption=args.caption, history_tracks_from=source, grid_stride=pipe.vae.config.patch_size,
-                    num_points=int(len(query)))
+                    caption=args.caption, history_tracks_from=source, grid_stride=stride,
+                    grid_origin=pipe.vae.config.grid_origin, num_points=int(len(query)), device=str(device),
+                    dtype=args.dtype, video_conditioning=video is not None,
+                    tracks_size=None if not args.tracks else list(args.tracks_size or (src_h, src_w)))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        video = render_forecast(frames, tracks, vis, fut, fvis, labels=[f"sample {k + 1}" for k in range(len(fut))],
-                                history_stride=max(1, t_h // 40))
-        write_video(tmp / "forecast.mp4", video, args.fps)
-        write_gif(tmp / "forecast.gif", video[::2], args.fps / 2)
-        save_png(tmp / "forecast_montage.png", montage(video, 3))
+        rendered = render_forecast(frames, tracks, vis, fut, fvis, labels=[f"sample {k + 1}" for k in range(len(fut))],
+                                   history_stride=max(1, t_h // 40))
+        write_video(tmp / "forecast.mp4", rendered, args.fps)
+        write_gif(tmp / "forecast.gif", rendered[::2], args.fps / 2)
+        save_png(tmp / "forecast_montage.png", montage(rendered, 3))
         if args.official_layout:
-            write_official_layout(tmp / "official", pred_tracks=fut[0], pred_visibility=fvis[0], query_xy=query,
-                                  pred_visibility_prob=None if prob is None else prob[0],
-                                  meta={**meta, "pred_len": int(fut.shape[1]), "cond_index": t_h})
+            # official meta keys (reference §6.1); pred_len shrinks to the ground truth the file provides
+            pred_len = t_f if gt is None else min(t_f, len(gt))
+            official_meta = dict(video_path=os.path.abspath(args.video), H=h, W=w, cond_index=t_h,
+                                 hist_len=pipe.history_frames, future_len=t_f, use_overlap=False, pred_len=pred_len,
+                                 grid_stride=stride, grid_border=0, grid_origin=pipe.vae.config.grid_origin,
+                                 num_points=int(len(query)), dtype=args.dtype, device=str(device),
+                                 noise_seed=args.seed, solver=args.solver, steps=args.steps,
+                                 vis_threshold=None if pipe.visibility_predictor is None
+                                 else pipe.visibility_predictor.config.threshold,
+                                 vis_temp_stride=pipe.vae.config.temporal_stride, caption=args.caption or "",
+                                 history_tracks_from=source, sample_index=0)
+            write_official_layout(tmp / "official", pred_tracks=fut[0, :pred_len], pred_visibility=fvis[0, :pred_len],
+                                  query_xy=query, width=w,
+                                  pred_visibility_prob=None if prob is None else prob[0, :pred_len],
+                                  gt_tracks=None if gt is None else gt[:pred_len],
+                                  gt_visibility=None if gt is None else gt_vis[:pred_len], meta=official_meta)
         if final.exists():
+            _check_out(final)  # still a previous forecast output (or empty)
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(f"wrote {final.resolve()}: forecast.npz, meta.json, forecast.mp4/.gif, forecast_montage.png")
+    print(f"wrote {final}: forecast.npz, meta.json, forecast.mp4/.gif, forecast_montage.png"
+          + (", official/" if args.official_layout else ""))
     return 0

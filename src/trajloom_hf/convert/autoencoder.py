@@ -14,7 +14,7 @@ dropped. Files are read with ``weights_only=True``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
@@ -60,10 +60,18 @@ def infer_vae_config(sd: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     return config
 
 
-def convert_vae_state_dict(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-    """Official VAE tensors -> :class:`AutoencoderTraj` state dict for ``config`` (height, width, patch_size, origin)."""
+def convert_vae_state_dict(
+    sd: Mapping[str, torch.Tensor], config: Mapping[str, Any], offset_scale: Sequence[float] = (1.0, 1.0)
+) -> Dict[str, torch.Tensor]:
+    """Official VAE tensors -> :class:`AutoencoderTraj` state dict for ``config`` (height, width, patch_size, origin,
+    use_offsets).
+
+    ``offset_scale`` ``(s_x, s_y)``: the model's input/output offset scaling (``AutoencoderTraj._offset_scale``), folded
+    into the embedding columns and the output rows so that any ``offset_scale`` computes the official function.
+    """
     h_px, w_px, s = config["height"], config["width"], config["patch_size"]
     off = patch_query_offset(s, config.get("grid_origin", "topleft"))
+    use_offsets = config.get("use_offsets", True)
     out: Dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if key.startswith("x_embedder.proj.") or key.startswith("final_layer.") or key == "offset_anchor_grid":
@@ -76,12 +84,15 @@ def convert_vae_state_dict(sd: Mapping[str, torch.Tensor], config: Mapping[str, 
     q = torch.arange(s, dtype=torch.float64)
     ramp_x = (2.0 * (q - off) / w_px)[None, :].expand(s, s)  # depends on the column q
     ramp_y = (2.0 * (q - off) / h_px)[:, None].expand(s, s)  # depends on the row r
-    ramp = (conv_w[:, 0] * ramp_x).sum((1, 2)) + (conv_w[:, 1] * ramp_y).sum((1, 2))
-    out["x_embedder.weight"] = conv_w.sum((2, 3)).to(sd["x_embedder.proj.weight"].dtype)
+    # the anchor ramp R exists only when the official model subtracts the dense anchor field (use_offsets)
+    ramp = (conv_w[:, 0] * ramp_x).sum((1, 2)) + (conv_w[:, 1] * ramp_y).sum((1, 2)) if use_offsets else 0.0
+    # our encoder feeds scale * offsets and our decoder divides its output by scale (absolute coordinates: no scale)
+    scale = torch.tensor(offset_scale if use_offsets else (1.0, 1.0), dtype=torch.float64)
+    out["x_embedder.weight"] = (conv_w.sum((2, 3)) / scale).to(sd["x_embedder.proj.weight"].dtype)
     out["x_embedder.bias"] = (conv_b - ramp).to(sd["x_embedder.proj.bias"].dtype)
     rows = [(off * s + off) * 2, (off * s + off) * 2 + 1]
-    out["final_layer.weight"] = sd["final_layer.weight"][rows]
-    out["final_layer.bias"] = sd["final_layer.bias"][rows]
+    out["final_layer.weight"] = (sd["final_layer.weight"][rows].double() * scale[:, None]).to(sd["final_layer.weight"].dtype)
+    out["final_layer.bias"] = (sd["final_layer.bias"][rows].double() * scale).to(sd["final_layer.bias"].dtype)
     return out
 
 
@@ -122,7 +133,8 @@ def convert_trajloom_vae(
     config.update(config_overrides)
     model = AutoencoderTraj(**config)
     _check_fixed_tables(model, sd)
-    _load_checked(model, convert_vae_state_dict(sd, dict(model.config)), "VAE")
+    scale = tuple(float(v) for v in model._offset_scale)
+    _load_checked(model, convert_vae_state_dict(sd, dict(model.config), scale), "VAE")
     return model.eval()
 
 

@@ -11,6 +11,9 @@ with the TrajLoomBench columns ``tracks`` ``[T, N, 2]``, ``visibility`` ``[T, N]
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +50,11 @@ def synthetic_clips(
 
     cache = None
     if cache_dir is not None:
-        key = f"{config.height}x{config.width}_T{config.num_frames}_s{config.stride}_{config.grid_origin}_r{int(config.render)}"
+        # every SceneConfig field is part of the key (a short hash of them all), so a clip is never reused for a
+        # scene with another camera motion, object count or size
+        fields = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+        digest = hashlib.sha1(fields.encode()).hexdigest()[:10]
+        key = f"{config.height}x{config.width}_T{config.num_frames}_s{config.stride}_{config.grid_origin}_r{int(config.render)}_{digest}"
         cache = Path(cache_dir) / key
         cache.mkdir(parents=True, exist_ok=True)
     clips = []

@@ -80,11 +80,15 @@ class AutoencoderTrajDecoderOutput(BaseOutput):
 
 @dataclass
 class AutoencoderTrajOutput(BaseOutput):
-    """``sample`` ``[B, T, N, 2]`` normalised reconstruction; ``latents`` ``[B, K, N, C]``; ``latent_dist`` posterior."""
+    """``sample`` ``[B, T, N, 2]`` normalised reconstruction; ``latents`` ``[B, K, N, C]``; ``latent_dist`` posterior.
+
+    The later fields default to None only so that ``BaseOutput`` can be rebuilt from a dict, as Accelerate does
+    under ``mixed_precision`` (``convert_to_fp32`` calls ``type(output)(dict)``); ``forward`` always fills them.
+    """
 
     sample: torch.Tensor
-    latents: torch.Tensor
-    latent_dist: TrajLatentDistribution
+    latents: Optional[torch.Tensor] = None
+    latent_dist: Optional[TrajLatentDistribution] = None
 
 
 class LatteBlock(nn.Module):

@@ -11,18 +11,26 @@ context, computed once per clip and shared by every ODE step and sample -> bound
 Euler / Heun / DOPRI5 -> ``vae.unscale_latents`` -> ``vae.decode(clamp=True)`` -> pixels -> visibility head.
 
 Resolution, grid and horizon come from the component configs. Coordinates stay fp32 whatever dtype the models
-run in. Noise is drawn on the CPU from ``generator`` and then moved, so a seed gives the same futures on CPU and CUDA.
+run in. Noise is drawn on the CPU from ``generator`` and then moved, so a seed gives the same futures on CPU and CUDA
+(the official script draws it on the device, reference §8.14).
+
+History points outside the frame: leaving the frame is normal in tracking data, so such points are kept and
+marked invisible (the official in-bounds test, reference §1.7); non-finite coordinates, or coordinates more than
+three frame sizes away (tracks in another frame's pixels), are a ``ValueError``. Output coordinates are clipped to
+``[0, W-1-1e-3] x [0, H-1-1e-3]`` after the in-frame visibility test, as the official pipeline does (reference §4).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 
 from ..encoding import denormalize_tracks, first_frame_history, in_frame, latent_visibility, make_query_grid, normalize_tracks
 from ..models.autoencoder_traj import AutoencoderTraj
@@ -30,6 +38,8 @@ from ..models.transformer_traj_flow import TrajFlowTransformer
 from ..models.visibility_predictor import VisibilityPredictor
 from ..schedulers import FlowMatchTrajScheduler
 from ..validation import check_tracks, check_visibility
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -40,6 +50,23 @@ class TrajLoomPipelineOutput(BaseOutput):
     future_tracks: Union[np.ndarray, torch.Tensor]
     future_visibility: Union[np.ndarray, torch.Tensor]
     visibility_prob: Optional[Union[np.ndarray, torch.Tensor]]
+
+
+def check_pipeline_folder(path) -> None:
+    """Raise ``FileNotFoundError`` naming what is missing from a saved pipeline folder: ``model_index.json`` or a
+    component folder it lists (optional components saved as ``[null, null]`` are skipped)."""
+    path = os.fspath(path)
+    index = os.path.join(path, "model_index.json")
+    if not os.path.isfile(index):
+        raise FileNotFoundError(f"pipeline folder {path!r} has no model_index.json")
+    with open(index) as fh:
+        entries = json.load(fh)
+    for name, value in entries.items():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or value[0] is None:
+            continue
+        if not os.path.isdir(os.path.join(path, name)):
+            raise FileNotFoundError(f"pipeline folder {path!r} lists component `{name}` ({value[1]}) but has no "
+                                    f"{name}/ folder")
 
 
 class TrajLoomPipeline(DiffusionPipeline):
@@ -86,6 +113,15 @@ class TrajLoomPipeline(DiffusionPipeline):
             )
 
     # ------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers ``from_pretrained``; for a local folder, first checks ``model_index.json`` and every listed
+        component folder so that a missing one is named (diffusers' own error does not say which)."""
+        path = os.fspath(pretrained_model_name_or_path)
+        if os.path.isdir(path):
+            check_pipeline_folder(path)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     @property
     def frame_size(self):
         return self.vae.config.height, self.vae.config.width
@@ -180,13 +216,15 @@ class TrajLoomPipeline(DiffusionPipeline):
             history_visibility: ``[T, N]`` / ``[B, T, N]`` bool, or None (all visible); out-of-frame points are
                 treated as invisible.
             video: history frames ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` uint8 (needs ``video_vae``).
-            prompt: caption(s) (needs ``text_encoder`` + ``tokenizer``).
+            prompt: caption(s) (needs ``text_encoder`` + ``tokenizer``); with a text encoder, None means the
+                empty caption (the official default).
             num_samples: futures per clip ``S``.
             num_inference_steps, solver: ODE steps and solver (``"euler"``, ``"heun"``, ``"dopri5"``).
             generator: a CPU ``torch.Generator`` for reproducible sources, or a list with one per clip (then each
                 clip's futures are independent of the rest of the batch).
             output_type: ``"np"`` or ``"pt"``.
-            callback_on_step_end: ``fn(pipe, step, t, {"latents": z}) -> dict`` after each step (Euler/Heun).
+            callback_on_step_end: ``fn(pipe, step, t, {"latents": z}) -> dict`` after each ODE step (Euler/Heun;
+                ``t`` is the flow time the step started from); a returned ``"latents"`` replaces the state.
         Returns:
             :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob)``).
         """
@@ -205,6 +243,10 @@ class TrajLoomPipeline(DiffusionPipeline):
 
         # 1. conditioning, once per clip
         z_hist, lat_vis = self.encode_history(tracks, vis)
+        if prompt is None and self.text_encoder is not None and self.transformer.config.use_text_cond:
+            prompt = ""  # the official default caption: an empty string still encodes its EOS token (reference §3.10)
+        if video is None and self.video_vae is not None and self.transformer.config.use_video_cond:
+            logger.warning("the pipeline has a `video_vae` but no `video` was given: the video context is zeros")
         text = self.encode_prompt(prompt, b) if prompt is not None else None
         video_lat = self.encode_video(video, b) if video is not None else None
         context = self.transformer.prepare_context(z_hist, lat_vis, video_lat, text)
@@ -230,13 +272,18 @@ class TrajLoomPipeline(DiffusionPipeline):
             z = self.scheduler.sample(velocity, z, num_inference_steps, solver="dopri5").sample
         else:
             self.scheduler.set_timesteps(num_inference_steps, device=device, solver=solver)
-            timesteps = self.scheduler.timesteps
-            with self.progress_bar(total=len(timesteps)) as bar:
+            timesteps, order = self.scheduler.timesteps, self.scheduler.order
+            # Heun evaluates twice per ODE step; the bar and the callback follow whole steps, so a callback never
+            # sees (or edits) the predictor's intermediate state
+            with self.progress_bar(total=len(timesteps) // order) as bar:
                 for i, t in enumerate(timesteps):
                     v = velocity(z, self.scheduler.model_timestep(t, z.shape[0], device=device))
                     z = self.scheduler.step(v, t, z).prev_sample
+                    if (i + 1) % order:
+                        continue
                     if callback_on_step_end is not None:
-                        out = callback_on_step_end(self, i, t, {k: z for k in callback_on_step_end_tensor_inputs})
+                        t_step = timesteps[i + 1 - order]  # the step's start time, as diffusers passes it
+                        out = callback_on_step_end(self, i // order, t_step, {k: z for k in callback_on_step_end_tensor_inputs})
                         z = out.pop("latents", z)
                     bar.update()
 
