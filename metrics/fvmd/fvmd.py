@@ -19,14 +19,15 @@ _KWARGS = """
 Args:
     predictions: per video, tracks [T, N, 2] in pixels (x, y), N row-major over the grid.
     references: per video, tracks [T, N, 2] in pixels (the sets need not be paired or equally many).
-    prediction_visibility, reference_visibility: optional [V, T, N] bool masks (trajectory mode).
-    mode: "trajectory" (default) or "official".
-    grid_shape: (H_g, W_g) of the grid (trajectory mode; official mode needs a square grid).
+    prediction_visibility, reference_visibility: optional [V, T, N] bool masks (trajectory mode only; NaN
+        coordinates count as invisible when given, otherwise they raise ValueError).
+    mode: "trajectory" (default) or "official" (square grid, T >= 16, no visibility).
+    grid_shape: (H_g, W_g) of the row-major grid (required in trajectory mode).
     clip_len, clip_stride: windows (default 16 and 1; clip_len 0 = the whole video).
 Returns:
     fvmd (combined), fvmd_velocity, fvmd_acceleration, num_clips, feature_dim.
 Example:
-    >>> m = evaluate.load("metrics/fvmd")
+    >>> m = evaluate.load("metrics/fvmd")  # from the repository root
     >>> m.compute(predictions=pred, references=gt, grid_shape=(15, 26))["fvmd"]
 """
 

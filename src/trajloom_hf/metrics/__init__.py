@@ -5,7 +5,14 @@ The ``evaluate`` modules in the repository's ``metrics/`` folder are thin wrappe
 
 from .endpoint import DisplacementErrors, displacement_errors, vepe
 from .flow_field import FlowFieldScore, div_curl_energy, flow_tv
-from .fvmd import FVMDResult, frechet_distance, fvmd, fvmd_long, motion_features, motion_histograms
+from .fvmd import (
+    FVMDResult,
+    frechet_distance,
+    fvmd,
+    fvmd_long,
+    motion_features,
+    motion_histograms,
+)
 
 __all__ = [
     "DisplacementErrors", "FVMDResult", "FlowFieldScore", "displacement_errors", "div_curl_energy", "flow_tv",

@@ -1,19 +1,21 @@
 """Point-accuracy metrics: VEPE (paper eq. 17, reference §5.4), ADE/FDE and best-of-K minADE/minFDE.
 
-Tracks are pixels. Validity = reference visibility AND both positions finite (NaN coordinates never count).
+Tracks are pixels. A reference point counts when it is visible and its coordinates are finite. Videos are processed
+in chunks of about ``CHUNK_POINTS`` (video, sample, frame, point) entries, so memory stays bounded on large sets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
+CHUNK_POINTS = 1 << 22
 
-def _arrays(pred, ref, visibility, pred_name="predictions", ref_name="references"):
-    pred = np.asarray(pred, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
+
+def _shapes(pred, ref, visibility, pred_name="predictions", ref_name="references"):
+    """Validated arrays (as given, no copy) and the boolean visibility ``ref.shape[:-1]`` (all True if None)."""
+    pred, ref = np.asarray(pred), np.asarray(ref)
     if ref.ndim < 3 or ref.shape[-1] != 2:
         raise ValueError(f"`{ref_name}` must have shape [..., T, N, 2], got {list(ref.shape)}")
     if pred.shape != ref.shape:
@@ -21,7 +23,7 @@ def _arrays(pred, ref, visibility, pred_name="predictions", ref_name="references
     vis = np.ones(ref.shape[:-1], bool) if visibility is None else np.asarray(visibility).astype(bool)
     if vis.shape != ref.shape[:-1]:
         raise ValueError(f"`visibility` must have shape {list(ref.shape[:-1])}, got {list(vis.shape)}")
-    return pred, ref, vis & np.isfinite(ref).all(-1)
+    return pred, ref, vis
 
 
 def vepe(predictions, references, visibility=None) -> float:
@@ -30,14 +32,23 @@ def vepe(predictions, references, visibility=None) -> float:
 
     Args:
         predictions, references: ``[V, T, N, 2]`` (or ``[T, N, 2]``) pixels.
-        visibility: reference visibility ``[V, T, N]``; None = all visible.
+        visibility: reference visibility ``[V, T, N]``; None = all visible. A point counts when it is visible and
+            both its reference and predicted coordinates are finite (the official mask ``vis > 0.5 & finite``).
     """
-    pred, ref, vis = _arrays(predictions, references, visibility)
-    valid = vis & np.isfinite(pred).all(-1)
-    if not valid.any():
+    pred, ref, vis = _shapes(predictions, references, visibility)
+    if pred.ndim == 3:
+        pred, ref, vis = pred[None], ref[None], vis[None]
+    per = max(1, CHUNK_POINTS // int(np.prod(ref.shape[1:-1])))
+    total, count = 0.0, 0
+    for i in range(0, ref.shape[0], per):
+        p, r = pred[i : i + per].astype(np.float64), ref[i : i + per].astype(np.float64)
+        valid = vis[i : i + per] & np.isfinite(r).all(-1) & np.isfinite(p).all(-1)
+        err = np.linalg.norm(np.where(valid[..., None], p - r, 0.0), axis=-1)
+        total += float(err.sum())
+        count += int(valid.sum())
+    if count == 0:
         raise ValueError("no valid (visible, finite) point to evaluate: `visibility` is all False")
-    err = np.linalg.norm(np.where(valid[..., None], pred - ref, 0.0), axis=-1)
-    return float(err[valid].mean())
+    return total / count
 
 
 @dataclass
@@ -51,37 +62,48 @@ class DisplacementErrors:
     num_samples: int
 
 
+def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: int = 0):
+    """Per-video, per-sample ``(ADE [v, K], FDE [v, K])`` of ``pred [v, K, T, N, 2]`` vs ``ref [v, T, N, 2]``."""
+    pred, ref = pred.astype(np.float64), ref.astype(np.float64)
+    vis = vis & np.isfinite(ref).all(-1)
+    bad = ~np.isfinite(pred).all(-1) & vis[:, None]
+    if bad.any():
+        v, k, t, n = np.argwhere(bad)[0]
+        raise ValueError(f"`predictions` has {int(bad.sum())} NaN/inf positions at visible reference points, first at "
+                         f"(video {first_video + v}, sample {k}, t {t}, n {n})")
+    count = vis.sum((1, 2))  # [v]
+    if (count == 0).any():
+        raise ValueError("a video has no visible point: ADE is undefined (drop it or fix `visibility`)")
+    err = np.linalg.norm(np.where(vis[:, None, ..., None], pred - ref[:, None], 0.0), axis=-1)  # [v, K, T, N]
+    ade = err.sum((2, 3)) / count[:, None]
+    last = vis.shape[1] - 1 - np.argmax(vis[:, ::-1], axis=1)  # [v, N] last visible frame of each point
+    has = vis.any(1)  # [v, N]
+    final = np.take_along_axis(err, last[:, None, None, :], axis=2)[:, :, 0]  # [v, K, N]
+    fde = np.where(has[:, None], final, 0.0).sum(-1) / has.sum(-1)[:, None]
+    return ade, fde
+
+
 def displacement_errors(predictions, references, visibility=None) -> DisplacementErrors:
     """Multi-sample accuracy over visible points.
 
     Args:
         predictions: ``[V, K, T, N, 2]`` px (K samples per video) or ``[V, T, N, 2]`` (K = 1).
-        references: ``[V, T, N, 2]`` px; visibility ``[V, T, N]``.
+        references: ``[V, T, N, 2]`` px; visibility ``[V, T, N]`` (None = all visible).
 
     Per video and sample, ADE is the mean error over visible ``(t, n)``; FDE the mean error at each point's last
     visible frame. minADE/minFDE take the best sample per video (best-of-K); all are then averaged over videos.
+    Invisible or non-finite reference points are ignored; a NaN/inf prediction at a counted point is a ValueError.
     """
-    pred = np.asarray(predictions, dtype=np.float64)
-    ref = np.asarray(references, dtype=np.float64)
+    pred, ref = np.asarray(predictions), np.asarray(references)
     if pred.ndim == ref.ndim:
         pred = pred[:, None]
     if pred.ndim != 5 or ref.ndim != 4 or pred.shape[:1] + pred.shape[2:] != ref.shape:
         raise ValueError(f"`predictions` must be [V, K, T, N, 2] matching `references` [V, T, N, 2], got "
                          f"{list(pred.shape)} and {list(ref.shape)}")
-    _, _, vis = _arrays(ref, ref, visibility)
-    err = np.linalg.norm(pred - ref[:, None], axis=-1)  # [V, K, T, N]
-    err = np.where(np.isfinite(err), err, np.inf)
-    w = vis[:, None].astype(np.float64)  # [V, 1, T, N]
-    count = w.sum((2, 3))
-    if (count == 0).any():
-        raise ValueError("a video has no visible point: ADE is undefined (drop it or fix `visibility`)")
-    ade = np.where(w > 0, err, 0.0).sum((2, 3)) / count  # [V, K]
-    # last visible frame of each point
-    t = vis.shape[1]
-    last = t - 1 - np.argmax(vis[:, ::-1], axis=1)  # [V, N]
-    has = vis.any(1)  # [V, N]
-    idx = np.broadcast_to(last[:, None, None, :], (err.shape[0], err.shape[1], 1, err.shape[3]))
-    final = np.take_along_axis(err, idx, axis=2)[:, :, 0]  # [V, K, N]
-    fde = np.where(has[:, None], final, 0.0).sum(-1) / np.maximum(has.sum(-1), 1)[:, None]
+    _, _, vis = _shapes(ref, ref, visibility)
+    per = max(1, CHUNK_POINTS // int(np.prod(pred.shape[1:-1])))
+    parts = [_ade_fde(pred[i : i + per], ref[i : i + per], vis[i : i + per], i) for i in range(0, ref.shape[0], per)]
+    ade = np.concatenate([a for a, _ in parts])
+    fde = np.concatenate([f for _, f in parts])
     return DisplacementErrors(float(ade.mean()), float(fde.mean()), float(ade.min(1).mean()), float(fde.min(1).mean()),
                               int(pred.shape[1]))

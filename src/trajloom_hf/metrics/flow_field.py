@@ -15,8 +15,8 @@ per-frame values (frames without any valid pair are skipped); per dataset: the m
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -29,8 +29,13 @@ class FlowFieldScore:
     per_video: np.ndarray
 
 
-def _grid_flow(tracks, visibility, grid_shape: Tuple[int, int]):
-    tr = np.asarray(tracks, dtype=np.float64)
+CHUNK_POINTS = 1 << 22  # (video, frame, point) triples per chunk: bounds the float64 temporaries (~0.2 GB)
+
+
+def _grid_flows(tracks, visibility, grid_shape: tuple[int, int]):
+    """Validate, then yield ``(flow [v, T-1, H_g, W_g, 2] px/frame float64, valid [v, T-1, H_g, W_g])`` per chunk
+    of videos. A flow vector is valid when both endpoints are finite (and visible)."""
+    tr = np.asarray(tracks)
     if tr.ndim == 3:
         tr = tr[None]
         visibility = None if visibility is None else np.asarray(visibility)[None]
@@ -42,22 +47,26 @@ def _grid_flow(tracks, visibility, grid_shape: Tuple[int, int]):
         raise ValueError(f"`grid_shape` {gh}x{gw} does not hold N={n} points")
     if t < 2:
         raise ValueError(f"`predictions` needs at least 2 frames for a flow, got {t}")
-    ok = np.isfinite(tr).all(-1)
+    vis = None
     if visibility is not None:
         vis = np.asarray(visibility).astype(bool)
         if vis.shape != tr.shape[:-1]:
             raise ValueError(f"`visibility` must have shape {list(tr.shape[:-1])}, got {list(vis.shape)}")
-        ok &= vis
-    flow = np.where(ok[..., None], tr, 0.0)
-    flow = (flow[:, 1:] - flow[:, :-1]).reshape(v, t - 1, gh, gw, 2)
-    valid = (ok[:, 1:] & ok[:, :-1]).reshape(v, t - 1, gh, gw)
-    return flow, valid
+    per = max(1, CHUNK_POINTS // (t * n))
+    for i in range(0, v, per):
+        chunk = tr[i : i + per].astype(np.float64)
+        ok = np.isfinite(chunk).all(-1)
+        if vis is not None:
+            ok &= vis[i : i + per]
+        pos = np.where(ok[..., None], chunk, 0.0)
+        flow = (pos[:, 1:] - pos[:, :-1]).reshape(len(chunk), t - 1, gh, gw, 2)
+        yield flow, (ok[:, 1:] & ok[:, :-1]).reshape(len(chunk), t - 1, gh, gw)
 
 
 def _reduce(per_frame: np.ndarray) -> FlowFieldScore:
     """``[V, T-1]`` with NaN for empty frames -> per-video nanmean -> mean over finite videos."""
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():  # "Mean of empty slice" for videos with no valid frame: NaN by design
+        warnings.simplefilter("ignore", RuntimeWarning)
         per_video = np.nanmean(per_frame, axis=1)
     finite = np.isfinite(per_video)
     value = float(per_video[finite].mean()) if finite.any() else float("nan")
@@ -72,33 +81,36 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def flow_tv(predictions, visibility=None, *, grid_shape: Tuple[int, int], grid_stride: float) -> FlowFieldScore:
+def flow_tv(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_stride: float) -> FlowFieldScore:
     """FlowTV (eq. 15) of predicted tracks ``[V, T, N, 2]`` px on a row-major ``grid_shape`` grid of spacing
     ``grid_stride`` px; ``visibility`` ``[V, T, N]`` (the official script masks with the GT visibility)."""
     if grid_stride <= 0:
         raise ValueError(f"`grid_stride` must be positive, got {grid_stride}")
-    flow, valid = _grid_flow(predictions, visibility, grid_shape)
-    dx = np.abs(flow[..., :, 1:, :] - flow[..., :, :-1, :]).sum(-1) / grid_stride  # [V, T-1, H, W-1]
-    vx = valid[..., :, 1:] & valid[..., :, :-1]
-    dy = np.abs(flow[..., 1:, :, :] - flow[..., :-1, :, :]).sum(-1) / grid_stride  # [V, T-1, H-1, W]
-    vy = valid[..., 1:, :] & valid[..., :-1, :]
-    tx, ty = _masked_mean(dx, vx), _masked_mean(dy, vy)
-    # a direction without valid pairs is skipped; a frame with neither is NaN
-    per_frame = np.where(np.isnan(tx) & np.isnan(ty), np.nan, np.nan_to_num(tx) + np.nan_to_num(ty))
-    return _reduce(per_frame)
+    per_frame = []
+    for flow, valid in _grid_flows(predictions, visibility, grid_shape):
+        dx = np.abs(flow[..., :, 1:, :] - flow[..., :, :-1, :]).sum(-1) / grid_stride  # [v, T-1, H, W-1]
+        vx = valid[..., :, 1:] & valid[..., :, :-1]
+        dy = np.abs(flow[..., 1:, :, :] - flow[..., :-1, :, :]).sum(-1) / grid_stride  # [v, T-1, H-1, W]
+        vy = valid[..., 1:, :] & valid[..., :-1, :]
+        tx, ty = _masked_mean(dx, vx), _masked_mean(dy, vy)
+        # a direction without valid pairs is skipped; a frame with neither is NaN
+        per_frame.append(np.where(np.isnan(tx) & np.isnan(ty), np.nan, np.nan_to_num(tx) + np.nan_to_num(ty)))
+    return _reduce(np.concatenate(per_frame))
 
 
-def div_curl_energy(predictions, visibility=None, *, grid_shape: Tuple[int, int], grid_stride: float) -> FlowFieldScore:
+def div_curl_energy(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_stride: float) -> FlowFieldScore:
     """DivCurlE (eq. 16): mean ``div^2 + curl^2`` over valid interior cells, 1/frame^2 (float64)."""
     if grid_stride <= 0:
         raise ValueError(f"`grid_stride` must be positive, got {grid_stride}")
-    flow, valid = _grid_flow(predictions, visibility, grid_shape)
-    u, v = flow[..., 0], flow[..., 1]
     s = float(grid_stride)
-    dux = (u[..., :-1, 1:] - u[..., :-1, :-1]) / s
-    dvx = (v[..., :-1, 1:] - v[..., :-1, :-1]) / s
-    duy = (u[..., 1:, :-1] - u[..., :-1, :-1]) / s
-    dvy = (v[..., 1:, :-1] - v[..., :-1, :-1]) / s
-    energy = (dux + dvy) ** 2 + (dvx - duy) ** 2
-    cell = valid[..., :-1, :-1] & valid[..., :-1, 1:] & valid[..., 1:, :-1]
-    return _reduce(_masked_mean(energy, cell))
+    per_frame = []
+    for flow, valid in _grid_flows(predictions, visibility, grid_shape):
+        u, v = flow[..., 0], flow[..., 1]
+        dux = (u[..., :-1, 1:] - u[..., :-1, :-1]) / s
+        dvx = (v[..., :-1, 1:] - v[..., :-1, :-1]) / s
+        duy = (u[..., 1:, :-1] - u[..., :-1, :-1]) / s
+        dvy = (v[..., 1:, :-1] - v[..., :-1, :-1]) / s
+        energy = (dux + dvy) ** 2 + (dvx - duy) ** 2  # div^2 + curl^2 on the (H_g-1) x (W_g-1) cells
+        cell = valid[..., :-1, :-1] & valid[..., :-1, 1:] & valid[..., 1:, :-1]  # its x-pair and y-pair are valid
+        per_frame.append(_masked_mean(energy, cell))
+    return _reduce(np.concatenate(per_frame))
