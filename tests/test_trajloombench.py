@@ -41,6 +41,8 @@ def test_synthetic_build_load_round_trip_and_parent_folder(tmp_path, monkeypatch
     assert load(out, "synthetic", "test")[0]["clip_id"] == "synthetic-02000000"
     card = (out / "README.md").read_text()
     assert "config_name: synthetic" in card and "split: test" in card
+    # no placeholder links in the card (it once linked to a bare https://github.com/)
+    assert "](https://github.com/)" not in card and "trajloom bench build" in card
     monkeypatch.chdir(tmp_path)
     from datasets import load_dataset
 
@@ -156,3 +158,119 @@ def test_rebuilt_in_place_bench_is_never_read_from_a_stale_cache(tmp_path):
     assert load_trajloombench(str(out), "syn", "test")[0]["tracks"].shape == (10, 30, 2)
     with pytest.raises(ValueError, match="no 'train' shards"):
         load_trajloombench(str(out), "syn", "train")
+
+
+def _rows(path, config, split, cached=True):
+    from trajloom_hf.data.trajloombench import load_trajloombench
+
+    # load_dataset may serve a folder rebuilt in place from its cache; load_trajloombench reads the shards themselves
+    ds = load(path, config, split) if cached else load_trajloombench(str(path), config, split)
+    return [(r["clip_id"], r["tracks"], r["visibility"], r["query_xy"], bytes(r["video"])) for r in ds]
+
+
+def _assert_same_rows(a, b):
+    assert [r[0] for r in a] == [r[0] for r in b]
+    for ra, rb in zip(a, b):
+        for xa, xb in zip(ra[1:4], rb[1:4]):
+            np.testing.assert_array_equal(xa, xb)
+        assert ra[4] == rb[4]
+
+
+def test_resume_repairs_deleted_truncated_and_unrecorded_shards(tmp_path):
+    from trajloom_hf.data.trajloombench import load_trajloombench
+
+    out = tmp_path / "b"
+    m = build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"train": 5}, progress=False)
+    files = [s["file"] for s in m["shards"]["train"]]
+    cdir = out / "data" / "syn"
+    # read the shards directly: `load_dataset` may answer from a cache keyed on the path (another run's tmp folder)
+    reference = _rows(out, "syn", "train", cached=False)
+    mtimes = {f: (cdir / f).stat().st_mtime_ns for f in files}
+    # a shard lost after it was recorded (manifest intact): rebuilt under its own name, the others untouched
+    (cdir / files[1]).unlink()
+    m2 = build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"train": 5}, progress=False)
+    assert [s["file"] for s in m2["shards"]["train"]] == files and m2["counts"] == {"train": 5}
+    assert all((cdir / f).stat().st_mtime_ns == mtimes[f] for f in (files[0], files[2]))
+    assert len(load_trajloombench(str(out), "syn", "train")) == 5
+    # a truncated shard and a shard file no record names (crash between writing and recording it)
+    (cdir / files[0]).write_bytes((cdir / files[0]).read_bytes()[:64])
+    (cdir / "train-00007-deadbeef.parquet").write_bytes((cdir / files[2]).read_bytes())
+    build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"train": 5}, progress=False)
+    assert sorted(p.name for p in cdir.glob("*.parquet")) == sorted(files)
+    _assert_same_rows(_rows(out, "syn", "train", cached=False), reference)  # bit-identical to the first build
+
+
+def test_config_keeps_its_source_seed_and_clip_count(tmp_path):
+    out = tmp_path / "b"
+    build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
+    with pytest.raises(ValueError, match="seed=0, not 7"):
+        build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, seed=7, progress=False)
+    with pytest.raises(ValueError, match="more than the 1 asked"):
+        build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 1}, progress=False)
+    (tmp_path / "v").mkdir()
+    with pytest.raises(ValueError, match="source='synthetic', not 'videos'"):
+        build_trajloombench("videos", str(out), "syn", settings=S, input_path=str(tmp_path / "v"), progress=False)
+    m = build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 3}, progress=False)  # growing is fine
+    assert m["counts"] == {"test": 3} and len(load(out, "syn", "test")) == 3
+
+
+def test_official_source_skips_bad_track_files_and_masks_out_of_frame_points(tmp_path):
+    import io
+
+    folder = tmp_path / "official"
+    folder.mkdir()
+    c = generate_clip(21, SceneConfig(height=64, width=96, num_frames=12, stride=16))
+    for name in ("good", "truncated", "nokey", "outside"):
+        write_video(folder / f"{name}.mp4", c.frames, 8)
+    tracks_nt = c.tracks.transpose(1, 0, 2)
+    np.savez(folder / "good.npz", tracks=tracks_nt, visibility=c.visibility.T)
+    buf = io.BytesIO()
+    np.savez(buf, tracks=tracks_nt, visibility=c.visibility.T)
+    (folder / "truncated.npz").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    np.savez(folder / "nokey.npz", tracks=tracks_nt)  # explicit --visibility-key missing: never "all visible"
+    shifted = tracks_nt.copy()
+    shifted[:, 6:, 0] += 200.0  # leaves the 96 px frame from frame 6 on
+    np.savez(folder / "outside.npz", tracks=shifted, visibility=np.ones_like(c.visibility.T))
+    m = build_trajloombench("trajloom-official", str(tmp_path / "b"), "k", settings=S, input_path=str(folder),
+                            source_kwargs={"visibility_key": "visibility"}, progress=False)
+    assert m["counts"] == {"test": 2}
+    assert "unreadable track file" in m["skipped"]["official-truncated"]
+    assert "no visibility key 'visibility'" in m["skipped"]["official-nokey"]
+    rows = {r["clip_id"]: r for r in load(tmp_path / "b", "k", "test")}
+    np.testing.assert_array_equal(rows["official-good"]["tracks"], c.tracks[:10])
+    np.testing.assert_array_equal(rows["official-good"]["visibility"], c.visibility[:10])
+    vis = rows["official-outside"]["visibility"]
+    assert vis[:6].all() and not vis[6:].any()
+
+
+def test_split_name_is_checked(tmp_path):
+    (tmp_path / "v").mkdir()
+    with pytest.raises(ValueError, match="`split`"):
+        build_trajloombench("videos", str(tmp_path / "b"), "x", settings=S, input_path=str(tmp_path / "v"), split="my-test")
+
+
+def test_cli_build_records_a_command_that_reproduces_the_build(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    from trajloom_hf.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "build", "--source", "synthetic", "--out", "trajloombench", "--config", "syn", "--height", "64",
+            "--width", "96", "--stride", "16", "--history-frames", "3", "--future-frames", "3", "--shard-size", "2",
+            "--num-train", "1", "--num-validation", "0", "--num-test", "2"]
+    assert main(argv) == 0
+    man = json.loads((tmp_path / "trajloombench" / "data" / "syn" / "manifest.json").read_text())
+    assert man["counts"] == {"train": 1, "test": 2}
+    cmd = shlex.split(man["command"])
+    assert cmd[:3] == ["trajloom", "bench", "build"] and "--history-frames" in cmd
+    assert man["command"] in (tmp_path / "trajloombench" / "README.md").read_text()
+    shards = sorted(p.name for p in (tmp_path / "trajloombench" / "data" / "syn").glob("*.parquet"))
+    assert main(cmd[1:]) == 0  # the recorded command is complete: same settings and seed, nothing to rebuild
+    assert sorted(p.name for p in (tmp_path / "trajloombench" / "data" / "syn").glob("*.parquet")) == shards
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.mp4").write_bytes(b"\x00garbage" * 10)
+    assert main(["bench", "build", "--source", "videos", "--input", "junk", "--out", "trajloombench", "--config", "v",
+                 "--height", "64", "--width", "96", "--stride", "16", "--history-frames", "3", "--future-frames", "3"]) == 1
+    assert "skipped video-x" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "build", "--source", "kinetics", "--out", "x", "--config", "y"])

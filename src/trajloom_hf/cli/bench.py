@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import shlex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +52,22 @@ def run(args: argparse.Namespace) -> int:
     manifest = build_trajloombench(
         args.source, args.out, args.config, settings=settings, split=args.split,
         counts={"train": args.num_train, "validation": args.num_validation, "test": args.num_test},
-        input_path=args.input, seed=args.seed, source_kwargs=kwargs, command="trajloom " + " ".join(sys.argv[1:]),
+        input_path=args.input, seed=args.seed, source_kwargs=kwargs, command=build_command(args),
     )
     print(f"{args.out}: config {args.config!r} " + ", ".join(f"{k}={v}" for k, v in manifest["counts"].items()) + " clips")
     for clip_id, why in manifest["skipped"].items():
         print(f"  skipped {clip_id}: {why}")
+    if not any(manifest["counts"].values()):
+        print(f"error: no clip could be built for config {args.config!r} (see the skipped inputs above)")
+        return 1
     return 0
+
+
+def build_command(args: argparse.Namespace) -> str:
+    """The exact command, every option spelled out (the card records it; defaults may change between versions)."""
+    parts = ["trajloom", "bench", args.bench_command]
+    for key, value in vars(args).items():
+        if key.startswith("_") or key in ("command", "bench_command") or value is None:
+            continue
+        parts += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(parts)

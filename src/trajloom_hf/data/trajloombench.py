@@ -20,8 +20,14 @@ Grid sources (``synthetic``, ``trajloom-official``, ``videos``) have a fixed ``N
 ``Array3D``/``Array2D`` features; ``tapvid`` clips carry their own sparse query points (``N`` varies per video) and
 use nested sequences.
 
+Visibility is False where a point is occluded, non-finite or outside ``[0, W-1] x [0, H-1]`` after resizing
+(reference §1.7), whatever the source said.
+
 Builds are resumable: a shard is written atomically once complete and recorded in ``manifest.json``; a re-run skips
-the clips of finished shards. Corrupt or too-short inputs are skipped and listed in the manifest.
+the clips of finished shards. A re-run first checks the recorded shards (a missing or unreadable one is rebuilt under
+its own name) and deletes shard files that no record names (a crash between writing a shard and recording it), so the
+folder always holds exactly the recorded clips. A config keeps its source, settings and (synthetic) seed: a re-run with
+other ones is refused. Corrupt or too-short inputs are skipped and listed in the manifest.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -38,11 +45,12 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..encoding import make_query_grid
+from ..encoding import in_frame, make_query_grid
 from ..validation import check_frame_size
 
 SOURCES = ("synthetic", "tapvid", "trajloom-official", "videos")
 SPLITS = ("train", "validation", "test")
+_SPLIT_NAME = re.compile(r"^\w+$")  # datasets split names; no "-", which separates the shard name parts
 
 
 @dataclass
@@ -217,15 +225,23 @@ def trajloom_official_source(
                 raise SkipClip(f"{video.name}: no track file {npz.name}")
             try:
                 frames, _ = read_video(video, max_frames=settings.num_frames)
-                with np.load(npz) as f:
+            except ValueError as err:
+                raise SkipClip(f"{video.name}: {err}") from err
+            try:
+                with open(npz, "rb") as fh, np.load(fh) as f:
                     tk = tracks_key or next((k for k in ("trajectory", "trajectories", "tracks") if k in f), None)
                     vk = visibility_key or next((k for k in ("visibility", "visibilities", "vis") if k in f), None)
                     if tk is None or tk not in f:
-                        raise SkipClip(f"{npz.name}: no tracks key (has {sorted(f.files)})")
+                        raise SkipClip(f"{npz.name}: no tracks key {tk or ''} (has {sorted(f.files)})")
+                    if visibility_key is not None and visibility_key not in f:  # explicit key: never assume all visible
+                        raise SkipClip(f"{npz.name}: no visibility key {visibility_key!r} (has {sorted(f.files)})")
                     tracks = np.asarray(f[tk], np.float64)
-                    vis = np.asarray(f[vk]) > 0.5 if vk is not None and vk in f else np.ones(tracks.shape[:2], bool)
-            except ValueError as err:
-                raise SkipClip(f"{video.name}: {err}") from err
+                    # no visibility array: the in-frame test alone decides, as in the official loader (reference §1.7)
+                    vis = np.asarray(f[vk]) > 0.5 if vk is not None else np.ones(tracks.shape[:2], bool)
+            except SkipClip:
+                raise
+            except Exception as err:  # truncated zip, pickled objects, bad dtype: report and go on
+                raise SkipClip(f"{npz.name}: unreadable track file ({type(err).__name__}: {err})") from err
             if tracks.ndim != 3 or tracks.shape[-1] != 2 or vis.shape != tracks.shape[:2]:
                 raise SkipClip(f"{npz.name}: tracks {list(tracks.shape)} / visibility {list(vis.shape)}, expected [N, T, 2] / [N, T]")
             if tracks.shape[0] != n_expected:
@@ -282,12 +298,13 @@ def _row(clip: Clip, settings: BenchSettings) -> dict:
 
 
 def _write_shard(rows: List[dict], features, path: Path) -> None:
+    import pyarrow.parquet as pq
     from datasets import Dataset
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    ds = Dataset.from_list(rows, features=features)
-    ds.to_parquet(str(tmp))
+    table = Dataset.from_list(rows, features=features).data.table  # schema metadata carries the `features`
+    pq.write_table(table, str(tmp))
     os.replace(tmp, path)
 
 
@@ -314,7 +331,7 @@ def write_dataset_card(out_dir: Path) -> None:
                  for name, _ in configs if (out_dir / "data" / name / "manifest.json").exists()}
     body = ["# TrajLoomBench", "",
             "Dense future point-trajectory forecasting benchmark (TrajLoom, arXiv 2603.22606, §4.1.4), built with "
-            "[trajloom-hf](https://github.com/). Each row is one clip standardised to a fixed resolution and horizon: "
+            "the `trajloom-hf` package (`trajloom bench build`, command below). Each row is one clip standardised to a fixed resolution and horizon: "
             "the first `history_frames` frames are the observed history, the rest the future to forecast.", "",
             "## Columns", "",
             "| column | type | meaning |", "|---|---|---|",
@@ -340,7 +357,9 @@ def write_dataset_card(out_dir: Path) -> None:
              "## Limitations", "",
              "Synthetic clips are procedural 2-D scenes (affine motions, no 3-D effects); tracks of real videos come "
              "from a tracker and inherit its errors. TAP-Vid clips are sparse and usually shorter than the default "
-             "horizon (build them with smaller `--history-frames/--future-frames`).", ""]
+             "horizon (build them with smaller `--history-frames/--future-frames`); their `query_xy` is each annotated "
+             "point's position at frame 0, where it may be occluded (`visibility[0]` False). Only the first "
+             "`history_frames + future_frames` frames of each input video are used.", ""]
     _atomic_text(out_dir / "README.md", "\n".join(lines + body))
 
 
@@ -372,8 +391,14 @@ def build_trajloombench(
         raise ValueError(f"`source` must be one of {SOURCES}, got {source!r}")
     if not config_name or "/" in config_name or config_name.startswith("."):
         raise ValueError(f"`config_name` must be a plain folder name, got {config_name!r}")
+    if not isinstance(split, str) or not _SPLIT_NAME.match(split):
+        raise ValueError(f"`split` must be a split name of letters, digits and '_' (e.g. 'test'), got {split!r}")
     settings = settings or BenchSettings()
     settings.validate()
+    source_kwargs = source_kwargs or {}
+    # what a config must keep across re-runs besides the settings (JSON-able options only; captions maps are not)
+    build_id = {"source": source, "seed": seed if source == "synthetic" else None,
+                "source_options": {k: v for k, v in sorted(source_kwargs.items()) if isinstance(v, (str, int, float, bool, type(None)))}}
     out = Path(out_dir)
     cdir = out / "data" / config_name
     cdir.mkdir(parents=True, exist_ok=True)
@@ -382,11 +407,15 @@ def build_trajloombench(
     if manifest and manifest.get("settings") != asdict(settings):
         raise ValueError(f"config {config_name!r} in {out_dir!r} was built with other settings {manifest['settings']}; "
                          "use another --config name or delete that folder")
-    manifest.update(source=source, settings=asdict(settings), command=command or manifest.get("command", ""))
+    for key, value in build_id.items():
+        if manifest and key in manifest and manifest[key] != value:  # mixing them would mix schemas or clip sets
+            raise ValueError(f"config {config_name!r} in {out_dir!r} was built with {key}={manifest[key]!r}, not {value!r}; "
+                             "use another --config name or delete that folder")
+    manifest.update(settings=asdict(settings), command=command or manifest.get("command", ""), **build_id)
     manifest.setdefault("shards", {})
     manifest.setdefault("skipped", {})
     manifest.setdefault("counts", {})
-    source_kwargs = source_kwargs or {}
+    lost = _check_shards(cdir, manifest)
     grid = source != "tapvid"
     features = bench_features(settings, grid)
 
@@ -395,7 +424,15 @@ def build_trajloombench(
         bad = [s for s in counts if s not in SPLITS]
         if bad:
             raise ValueError(f"`counts` splits must be in {SPLITS}, got {bad}")
-        jobs = [(s, synthetic_source(s, n, settings, seed)) for s, n in counts.items() if n > 0]
+        jobs = []
+        for s, n in counts.items():
+            items = list(synthetic_source(s, max(n, 0), settings, seed))  # cheap: the clips are built lazily
+            have = {cid for shard in manifest["shards"].get(s, []) for cid in shard["clip_ids"]}
+            if have - {cid for cid, _ in items}:
+                raise ValueError(f"config {config_name!r} already holds {len(have)} {s!r} clips, more than the {n} asked "
+                                 "for; use another --config name or delete that folder")
+            if items:
+                jobs.append((s, items))
     else:
         if input_path is None:
             raise ValueError(f"source {source!r} needs `input_path` (--input)")
@@ -407,39 +444,86 @@ def build_trajloombench(
     for split_name, items in jobs:
         done = manifest["shards"].setdefault(split_name, [])  # [{"file", "clip_ids"}] of finished shards
         done_ids = {cid for shard in done for cid in shard["clip_ids"]}
+        this_run = set()
         rows, ids = [], []
-        index = len(done)
-        total = counts.get(split_name) if source == "synthetic" else None
+        total = len(items) if isinstance(items, list) else None
         bar = tqdm(items, total=total, desc=f"{config_name}/{split_name}", disable=not progress)
         for clip_id, build in bar:
             if clip_id in done_ids:
                 continue
+            if clip_id in this_run:  # e.g. clip.mp4 and clip.avi in one folder
+                manifest["skipped"][f"{clip_id} (duplicate)"] = "another input has the same clip id; the first is kept"
+                continue
+            this_run.add(clip_id)
             try:
                 clip = build()
             except SkipClip as err:
                 manifest["skipped"][clip_id] = str(err)
                 continue
+            manifest["skipped"].pop(clip_id, None)  # an input fixed since an earlier run
+            # out-of-frame or non-finite points are invisible for every source (reference §1.7)
+            clip.visibility = clip.visibility.astype(bool) & in_frame(clip.tracks, settings.height, settings.width)
             rows.append(_row(clip, settings))
             ids.append(clip_id)
             if len(rows) == settings.shard_size:
-                index = _flush(rows, ids, features, cdir, split_name, index, manifest, manifest_path)
+                _flush(rows, ids, features, cdir, split_name, _shard_index(ids, done, lost.get(split_name, [])),
+                       manifest, manifest_path)
                 rows, ids = [], []
         if rows:
-            _flush(rows, ids, features, cdir, split_name, index, manifest, manifest_path)
+            _flush(rows, ids, features, cdir, split_name, _shard_index(ids, done, lost.get(split_name, [])),
+                   manifest, manifest_path)
         manifest["counts"][split_name] = sum(len(s["clip_ids"]) for s in manifest["shards"][split_name])
     _atomic_text(manifest_path, json.dumps(manifest, indent=2))
     write_dataset_card(out)
     return manifest
 
 
-def _flush(rows, ids, features, cdir: Path, split: str, index: int, manifest: dict, manifest_path: Path) -> int:
+def _shard_number(name: str) -> int:
+    return int(name.split("-")[1])  # "<split>-<index>-<digest>.parquet"; split names hold no "-"
+
+
+def _check_shards(cdir: Path, manifest: dict) -> Dict[str, List[dict]]:
+    """Make the folder hold exactly the recorded shards; return the records dropped per split (to rebuild).
+
+    A recorded shard whose file is missing, unreadable or of another row count is dropped (its clips are built
+    again); a shard file no record names (a crash between writing and recording it) is deleted, since ``load_dataset``
+    would read it too.
+    """
+    import pyarrow.parquet as pq
+
+    lost: Dict[str, List[dict]] = {}
+    recorded = set()
+    for split, shards in manifest["shards"].items():
+        keep = []
+        for shard in shards:
+            try:
+                ok = pq.read_metadata(str(cdir / shard["file"])).num_rows == len(shard["clip_ids"])
+            except Exception:  # missing, truncated or not Parquet
+                ok = False
+            (keep.append(shard), recorded.add(shard["file"])) if ok else lost.setdefault(split, []).append(shard)
+        shards[:] = keep
+    for f in list(cdir.glob("*.parquet")) + list(cdir.glob(".*.tmp")):
+        if f.name not in recorded:
+            f.unlink()
+    return lost
+
+
+def _shard_index(ids: List[str], done: List[dict], lost: List[dict]) -> int:
+    """The index of a lost shard holding exactly these clips (it gets its old name back), else the next free one."""
+    for shard in lost:
+        if shard["clip_ids"] == ids:
+            return _shard_number(shard["file"])
+    return 1 + max((_shard_number(s["file"]) for s in done + lost), default=-1)
+
+
+def _flush(rows, ids, features, cdir: Path, split: str, index: int, manifest: dict, manifest_path: Path) -> None:
     # the name covers the clip ids and the build settings, so shards of different builds never share a name
     digest = hashlib.sha1(("".join(ids) + json.dumps(manifest["settings"], sort_keys=True)).encode()).hexdigest()[:8]
     name = f"{split}-{index:05d}-{digest}.parquet"
     _write_shard(rows, features, cdir / name)
     manifest["shards"][split].append({"file": name, "clip_ids": list(ids)})
+    manifest["shards"][split].sort(key=lambda s: s["file"])  # a rebuilt shard goes back to its place
     _atomic_text(manifest_path, json.dumps(manifest, indent=2))  # the shard counts as done only once recorded
-    return index + 1
 
 
 def load_trajloombench(path: str, config_name: str, split: str = "test", *, numpy: bool = True):
