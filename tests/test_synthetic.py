@@ -87,3 +87,19 @@ def test_bad_config_errors_name_the_argument():
         SceneConfig(object_motions=("teleport",))
     with pytest.raises(ValueError, match="`seed`"):
         generate_clip(-1, SceneConfig(**SMALL))
+    # found in review: these used to fail late (grid_origin at generation) or with a bare unpacking TypeError
+    with pytest.raises(ValueError, match="`grid_origin` must be one of"):
+        SceneConfig(grid_origin="middle")
+    with pytest.raises(TypeError, match=r"`num_objects` must be an inclusive \(min, max\) pair"):
+        SceneConfig(num_objects=3)
+
+
+def test_data_package_exports_the_public_names():
+    import trajloom_hf.data as data
+
+    assert data.SceneConfig is SceneConfig and data.generate_clip is generate_clip
+    from trajloom_hf.data.trajloombench import BenchSettings, load_trajloombench
+
+    assert data.BenchSettings is BenchSettings and data.load_trajloombench is load_trajloombench
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        data.nope

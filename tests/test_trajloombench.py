@@ -274,3 +274,24 @@ def test_cli_build_records_a_command_that_reproduces_the_build(tmp_path, monkeyp
     assert "skipped video-x" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["bench", "build", "--source", "kinetics", "--out", "x", "--config", "y"])
+
+
+def test_synthetic_source_tracked_with_the_embedded_tracker(tmp_path):
+    """The paper's protocol (§4.1.2): tracks come from a tracker run on the frames, synthetic data included."""
+    out = tmp_path / "b"
+    m = build_trajloombench("synthetic", str(out), "tracked", settings=S, counts={"test": 2},
+                            source_kwargs={"tracks": "optical_flow"}, progress=False)
+    assert m["source_options"] == {"tracks": "optical_flow"}
+    rows = load(out, "tracked", "test")
+    clip = generate_clip(2_000_000, SceneConfig(height=64, width=96, num_frames=10, stride=16))
+    tracked = rows[0]["tracks"]
+    assert tracked.shape == clip.tracks.shape and not np.array_equal(tracked, clip.tracks)  # really tracked
+    np.testing.assert_array_equal(tracked[0], clip.tracks[0])  # queried on the grid at frame 0
+    err = np.linalg.norm(tracked - clip.tracks, axis=-1)[clip.visibility & rows[0]["visibility"]]
+    assert np.median(err) < 1.5  # a tracker, not noise
+    assert "`optical_flow` tracker run on the rendered frames" in (out / "README.md").read_text()
+    with pytest.raises(ValueError, match="source_options"):  # a config never mixes analytic and tracked clips
+        build_trajloombench("synthetic", str(out), "tracked", settings=S, counts={"test": 3}, progress=False)
+    with pytest.raises(ValueError, match="`tracks` must be 'analytic' or one of"):
+        build_trajloombench("synthetic", str(out), "x", settings=S, counts={"test": 1}, source_kwargs={"tracks": "raft"},
+                            progress=False)

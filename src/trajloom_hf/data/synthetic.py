@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..camera_motion import CAMERA_MOTIONS, SPEED_NAMES, SPEED_RATES, camera_motion_phrase
-from ..encoding import make_query_grid
+from ..encoding import GRID_ORIGINS, make_query_grid
 from ..validation import check_frame_size
 
 OBJECT_MOTIONS = ("constant", "gravity", "rotate", "scale", "stop_and_go", "enter", "leave")
@@ -57,6 +57,11 @@ class SceneConfig:
             raise ValueError(f"`camera_motion` must be 'random' or one of {CAMERA_MOTIONS}, got {self.camera_motion!r}")
         if self.camera_speed != "random" and self.camera_speed not in SPEED_NAMES:
             raise ValueError(f"`camera_speed` must be 'random' or one of {SPEED_NAMES}, got {self.camera_speed!r}")
+        if self.grid_origin not in GRID_ORIGINS:
+            raise ValueError(f"`grid_origin` must be one of {GRID_ORIGINS}, got {self.grid_origin!r}")
+        if not (isinstance(self.num_objects, (tuple, list)) and len(self.num_objects) == 2
+                and all(isinstance(v, (int, np.integer)) for v in self.num_objects)):
+            raise TypeError(f"`num_objects` must be an inclusive (min, max) pair of integers, got {self.num_objects!r}")
         lo, hi = self.num_objects
         if not (0 <= lo <= hi):
             raise ValueError(f"`num_objects` must be (min, max) with 0 <= min <= max, got {self.num_objects!r}")
