@@ -38,7 +38,6 @@ from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
@@ -50,6 +49,8 @@ from trajloom_hf.flow_losses import flow_matching_loss, on_policy_losses, token_
 from trajloom_hf.models.autoencoder_traj import AutoencoderTraj
 from trajloom_hf.models.transformer_traj_flow import TrajFlowTransformer
 from trajloom_hf.schedulers import FlowMatchTrajScheduler
+from trajloom_hf.text_conditioning import encode_pooled_text
+from trajloom_hf.video_conditioning import encode_video_latents
 
 logger = logging.getLogger("train_trajloom_flow")
 
@@ -99,7 +100,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--text_encoder_path", default=None, help="UMT5/T5 encoder + tokenizer folder; without it no text conditioning")
     g.add_argument("--text_max_length", type=int, default=128)
     g.add_argument("--video_vae_path", default=None, help="diffusers AutoencoderKLWan folder; without it no video conditioning")
-    g.add_argument("--video_resize_factor", type=int, default=4, help="frames are downsampled by this before the Wan VAE")
     g = parser.add_argument_group("flow matching (App. A.2)")
     g.add_argument("--learning_rate", type=float, default=None, help="default 6e-5, or 1e-5 with --on_policy")
     g.add_argument("--invisible_weight", type=float, default=0.01)
@@ -274,7 +274,6 @@ class FrozenEncoders:
             from diffusers import AutoencoderKLWan
 
             self.video_vae = AutoencoderKLWan.from_pretrained(args.video_vae_path).to(device).eval().requires_grad_(False)
-            self.video_resize_factor = args.video_resize_factor
         self.text_encoder = self.tokenizer = None
         if getattr(args, "text_encoder_path", None):
             from transformers import AutoModel, AutoTokenizer
@@ -303,26 +302,18 @@ class FrozenEncoders:
     # -- video and text ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        """History frames ``[B, T, H, W, 3]`` uint8 -> normalised Wan latents as tokens ``[B, K, N, C_v]`` (reference §3.9)."""
-        x = frames.to(self.device).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0  # [B, 3, T, H, W]
-        b, c, t, h, w = x.shape
-        f = self.video_resize_factor
-        x = F.interpolate(x.transpose(1, 2).reshape(b * t, c, h, w), size=(h // f, w // f), mode="bilinear", align_corners=False)
-        x = x.reshape(b, t, c, h // f, w // f).transpose(1, 2).to(self.video_vae.dtype)
-        mean = self.video_vae.encode(x).latent_dist.mean.float()  # [B, C_v, K, H_g, W_g]
-        cfg = self.video_vae.config
-        mu = torch.tensor(cfg.latents_mean, device=mean.device).view(1, -1, 1, 1, 1)
-        std = torch.tensor(cfg.latents_std, device=mean.device).view(1, -1, 1, 1, 1)
-        return TrajFlowTransformer.video_latents_to_tokens((mean - mu) / std)
+        """History frames ``[B, T, H, W, 3]`` uint8 -> normalised Wan latents as tokens ``[B, K, N, C_v]`` (reference §3.9).
+
+        The same function as ``TrajLoomPipeline`` at inference, so training and sampling see identical video tokens."""
+        return encode_video_latents(self.video_vae, frames, (self.height, self.width), tuple(self.vae.grid_hw),
+                                    int(frames.shape[1]), batch_size=int(frames.shape[0]), device=self.device)
 
     @torch.no_grad()
     def encode_text(self, captions: List[str]) -> torch.Tensor:
-        """Masked mean over valid tokens of the text encoder's last hidden state, ``[B, D_text]`` (reference §3.10)."""
-        tok = self.tokenizer(captions, padding="max_length", truncation=True, max_length=self.text_max_length, return_tensors="pt")
-        tok = {k: v.to(self.device) for k, v in tok.items()}
-        hidden = self.text_encoder(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state.float()
-        mask = tok["attention_mask"].unsqueeze(-1).float()
-        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        """Masked mean over valid tokens of the text encoder's last hidden state, ``[B, D_text]`` (reference §3.10);
+        the pipeline's own function."""
+        return encode_pooled_text(self.text_encoder, self.tokenizer, list(captions), device=self.device,
+                                  max_length=self.text_max_length)
 
     # -- one batch of windows ---------------------------------------------------------------------------------
     def encode_windows(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
@@ -555,6 +546,8 @@ def build_transformer(args, encoders: FrozenEncoders) -> TrajFlowTransformer:
     )
     config.setdefault("use_text_cond", encoders.text_encoder is not None)
     config.setdefault("use_video_cond", encoders.video_vae is not None)
+    if config["use_video_cond"] and encoders.video_vae is not None:  # Wan2.1: 16 channels, Wan2.2: 48
+        config.setdefault("video_latent_channels", int(encoders.video_vae.config.z_dim))
     if config["use_text_cond"] and encoders.text_encoder is not None:
         config.setdefault("text_embed_dim", int(encoders.text_encoder.config.d_model))
     return TrajFlowTransformer(**config)

@@ -175,3 +175,40 @@ def test_latent_cache_refuses_another_vae(tmp_path):
     torch.testing.assert_close(cache.get("train_00000000")["x"], torch.ones(2))
     with pytest.raises(ValueError, match="another VAE"):
         flow.LatentCache(str(tmp_path), "bbbb")
+
+
+def test_flow_training_with_video_and_caption_encoders(assets, tmp_path):
+    """--video_vae_path / --text_encoder_path: a tiny random AutoencoderKLWan (4 latent channels) and T5 encoder saved
+    with save_pretrained; the transformer takes its video/text widths from them and the encoders are the pipeline's."""
+    from tests.test_conditioning import tiny_text, tiny_wan
+
+    wan = tiny_wan()
+    wan.save_pretrained(tmp_path / "wan")
+    enc, tok = tiny_text()
+    enc.save_pretrained(tmp_path / "t5")
+    tok.save_pretrained(tmp_path / "t5")
+    out = tmp_path / "flow"
+    run(FLOW, common(assets, out, "--transformer_config", str(assets / "transformer.json"), "--max_train_steps", "2",
+                     "--validation_steps", "2", "--num_validation_samples", "1", "--video_vae_path", str(tmp_path / "wan"),
+                     "--text_encoder_path", str(tmp_path / "t5"), "--cache_dir", str(tmp_path / "clips")))
+    from trajloom_hf.models.transformer_traj_flow import TrajFlowTransformer
+
+    model = TrajFlowTransformer.from_pretrained(out / "transformer")
+    cfg = model.config
+    assert cfg.use_video_cond and cfg.video_latent_channels == 4 and cfg.use_text_cond and cfg.text_embed_dim == 16
+    val = [r for r in metrics(out, "train_trajloom_flow") if r["val_epe_px"]]
+    assert len(val) == 1 and float(val[0]["val_epe_px"]) > 0
+
+    # the script's frozen encoders give exactly the pipeline's conditioning
+    flow = _load_script(FLOW, "train_trajloom_flow")
+    from trajloom_hf.text_conditioning import encode_pooled_text
+    from trajloom_hf.video_conditioning import encode_video_latents
+
+    args = flow.parse_args(common(assets, tmp_path / "x", "--video_vae_path", str(tmp_path / "wan"),
+                                  "--text_encoder_path", str(tmp_path / "t5")))
+    encoders = flow.FrozenEncoders(args, torch.device("cpu"))
+    frames = torch.randint(0, 255, (2, 9, 64, 96, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(encoders.encode_video(frames),
+                               encode_video_latents(wan, frames, (64, 96), (4, 6), 9, batch_size=2))
+    caps = ["a cat", "camera pans left"]
+    torch.testing.assert_close(encoders.encode_text(caps), encode_pooled_text(encoders.text_encoder, tok, caps))

@@ -69,4 +69,6 @@ def encode_video_latents(
     if lm is not None and ls is not None:
         shape = (1, -1, 1, 1, 1)
         mean = (mean - torch.tensor(lm, device=mean.device).view(shape)) / torch.tensor(ls, device=mean.device).view(shape)
-    return mean.permute(0, 2, 3, 4, 1).flatten(2, 3)  # [B, K, N, C]
+    from .models.transformer_traj_flow import TrajFlowTransformer
+
+    return TrajFlowTransformer.video_latents_to_tokens(mean)  # [B, K, N, C], row-major tokens
