@@ -38,7 +38,7 @@ PRESETS = {
     "cpu": dict(
         height=96, width=160, stride=16, frames=33, train=160, validation=8, test=32,
         vae=dict(hidden_size=64, num_heads=4, encoder_depth=4, decoder_depth=4, latent_channels=8, pos_embed_dim=16),
-        vae_steps=500, flow=dict(hidden_size=96, num_heads=4, num_layers=4), flow_steps=800, on_policy_steps=100,
+        vae_steps=450, flow=dict(hidden_size=96, num_heads=4, num_layers=4), flow_steps=800, on_policy_steps=60,
         vis_steps=200, batch=8, samples=4, sample_steps=10, gifs=3,
     ),
 }
