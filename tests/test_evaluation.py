@@ -5,13 +5,15 @@ import pytest
 
 from trajloom_hf.cli import main
 from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
-from trajloom_hf.evaluation import constant_velocity_baseline, results_markdown, score, static_baseline
+from trajloom_hf.evaluation import constant_velocity_baseline, held_visibility, results_markdown, score, static_baseline
 
 
 def test_baselines_hand_case():
     h = np.array([[[[0.0, 0.0]], [[1.0, 2.0]], [[3.0, 5.0]]]])  # [V=1, T=3, N=1, 2]
     np.testing.assert_array_equal(static_baseline(h, 2)[0, :, 0], [[3, 5], [3, 5]])
     np.testing.assert_array_equal(constant_velocity_baseline(h, 2)[0, :, 0], [[5, 8], [7, 11]])
+    hv = np.array([[[1, 0], [0, 1]]], bool)  # [V=1, T_h=2, N=2]
+    np.testing.assert_array_equal(held_visibility(hv, 3)[0], [[0, 1]] * 3)
 
 
 def test_perfect_prediction_scores():
@@ -19,7 +21,10 @@ def test_perfect_prediction_scores():
     gt = rng.normal(size=(4, 20, 30, 2)).cumsum(1) + 40
     vis = np.ones(gt.shape[:-1], bool)
     s = score(gt[:, None], gt, vis, (5, 6), 16.0)
-    assert s["min_ade"] == 0 and s["fvmd"] < 0.01 and s["fvmd_long"] < 0.01
+    assert s["min_ade"] == 0 and s["fvmd"] < 0.01 and s["fvmd_long"] < 0.01 and "vis_accuracy" not in s
+    vis[:, 10:, :5] = False
+    s = score(gt[:, None], gt, vis, (5, 6), 16.0, predicted_visibility=vis[:, None])
+    assert s["vis_accuracy"] == 1.0 and s["occlusion_f1"] == 1.0
     table = results_markdown({"perfect": s}, "toy")
     assert "| FVMD | perfect |" in table and "| FlowTV (10^2) | perfect |" in table
 
@@ -40,6 +45,8 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     assert set(res) == {"TrajLoom", "whn", "constant velocity", "static"}
     assert res["static"]["flow_tv"] == pytest.approx(0.0)  # nothing moves
     assert np.isfinite(res["TrajLoom"]["fvmd"]) and res["TrajLoom"]["num_samples"] == 2 and "vae_vepe" in res["TrajLoom"]
+    for method in res.values():  # every method is scored on its future visibility too
+        assert 0.0 <= method["vis_accuracy"] <= 1.0 and 0.0 <= method["occlusion_f1"] <= 1.0
     md = (out / "results.md").read_text()
     assert "| FVMD-Long (10^-3) | constant velocity |" in md
     with pytest.raises(FileNotFoundError, match="model_index.json"):

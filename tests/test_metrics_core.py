@@ -396,3 +396,26 @@ def test_ade_fde_and_best_of_k_hand_case():
     assert np.isfinite(displacement_errors(nan, ref, vis).ade)
     with pytest.raises(ValueError, match=r"\[V, K, T, N, 2\]"):
         displacement_errors(samples[:, :, :2], ref, vis)
+
+
+def test_visibility_scores_hand_case():
+    from trajloom_hf.metrics import visibility_scores
+
+    ref = np.array([[[1, 1, 0, 0], [1, 1, 1, 0]]], bool)  # [V=1, T=2, N=4]: 3 occluded of 8
+    pred = np.array([[[1, 0, 0, 1], [1, 1, 1, 0]]], bool)  # occluded predicted at 3 places, 2 of them right
+    s = visibility_scores(pred, ref)
+    assert s.accuracy == pytest.approx(6 / 8)
+    assert s.occlusion_precision == pytest.approx(2 / 3) and s.occlusion_recall == pytest.approx(2 / 3)
+    assert s.occlusion_f1 == pytest.approx(2 / 3)
+    # two samples [V, K, T, N]: a perfect one and an all-visible one pool their counts
+    both = visibility_scores(np.stack([ref, np.ones_like(ref)], 1), ref)
+    assert both.accuracy == pytest.approx(13 / 16) and both.occlusion_precision == 1.0
+    assert both.occlusion_recall == pytest.approx(0.5)
+    # "always visible" is accurate but finds no occlusion
+    assert visibility_scores(np.ones_like(ref), ref).occlusion_f1 == 0.0
+    with pytest.raises(ValueError, match="only 0/1"):
+        visibility_scores(ref * 2, ref)
+    with pytest.raises(ValueError, match=r"matching `references` \[V, T, N\]"):
+        visibility_scores(pred[:, :1], ref)
+    with pytest.raises(TypeError, match="`predictions` must be boolean"):
+        visibility_scores(np.array([["a"]]), ref)

@@ -32,9 +32,14 @@ def test_quickstart_smoke(tmp_path):
         meta = yaml.safe_load(text.split("---")[1])
         assert meta["library_name"] == "trajloom-hf" and meta["license"] == "apache-2.0"
         assert "python examples/quickstart.py --preset smoke" in text and "trajloom convert-official" in text
+        assert f'.from_pretrained("quickstart_out/smoke/{folder}")' in text  # pasteable from the repository root
+        assert meta["model-index"][0]["results"][0]["metrics"]  # every card carries measured values
     meta = yaml.safe_load((out / "model_cards" / "trajloom_pipeline.md").read_text().split("---")[1])
     values = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert values["fvmd"] == results["TrajLoom"]["fvmd"] and values["fvmd_long"] == results["TrajLoom"]["fvmd_long"]
+    meta = yaml.safe_load((out / "model_cards" / "visibility_predictor.md").read_text().split("---")[1])
+    values = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert values == {"accuracy": results["TrajLoom"]["vis_accuracy"], "f1": results["TrajLoom"]["occlusion_f1"]}
     meta = yaml.safe_load((out / "model_cards" / "whn_style_baseline.md").read_text().split("---")[1])
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == results["WHN-style"]["fvmd"]
     # re-running skips every finished stage

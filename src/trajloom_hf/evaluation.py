@@ -9,6 +9,9 @@ sets, as TrajLoom's scripts do):
 * FVMD (trajectory mode, 16-frame clips, stride 1) and FVMD-Long (the whole window) of the first sample per clip;
 * FlowTV and DivCurlE of the first sample;
 * minADE/minFDE over all samples and the mean ADE;
+* future visibility against the GT visibility (all samples): accuracy and the occluded class's F1. Pipelines
+  return their visibility head's prediction (in-frame test only without a head); the baselines hold each point's
+  last history visibility (constant velocity also marks points that leave the frame occluded);
 * for pipelines, the VAE's reconstruction VEPE of the GT future window.
 """
 
@@ -23,7 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .metrics import displacement_errors, div_curl_energy, flow_tv, fvmd, fvmd_long, vepe
+from .encoding import in_frame
+from .metrics import displacement_errors, div_curl_energy, flow_tv, fvmd, fvmd_long, vepe, visibility_scores
 
 # metric key -> (table label, scale applied in the table: the paper's Table 1/3 conventions)
 TABLE_ROWS = {
@@ -33,6 +37,8 @@ TABLE_ROWS = {
     "div_curl_energy": ("DivCurlE (10^3)", 1e3),
     "min_ade": ("minADE@K (px)", 1.0),
     "ade": ("ADE (px)", 1.0),
+    "vis_accuracy": ("visibility accuracy (higher is better)", 1.0),
+    "occlusion_f1": ("occlusion F1 (higher is better)", 1.0),
     "vae_vepe": ("VAE VEPE (px)", 1.0),
 }
 
@@ -40,6 +46,11 @@ TABLE_ROWS = {
 def static_baseline(history_tracks: np.ndarray, future_frames: int) -> np.ndarray:
     """``[V, T_h, N, 2]`` -> ``[V, T_f, N, 2]``: the last history position, held."""
     return np.repeat(history_tracks[:, -1:], future_frames, axis=1)
+
+
+def held_visibility(history_visibility: np.ndarray, future_frames: int) -> np.ndarray:
+    """``[V, T_h, N]`` -> ``[V, T_f, N]``: each point's last history visibility, held (the baselines' visibility)."""
+    return np.repeat(np.asarray(history_visibility, dtype=bool)[:, -1:], future_frames, axis=1)
 
 
 def constant_velocity_baseline(history_tracks: np.ndarray, future_frames: int) -> np.ndarray:
@@ -87,8 +98,9 @@ def load_bench_split(bench: str, config: str, split: str, max_clips: Optional[in
 
 
 def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shape, grid_stride: float,
-          clip_len: int = 16, clip_stride: int = 1) -> Dict[str, float]:
-    """Scores of predictions ``[V, S, T_f, N, 2]`` against ``gt [V, T_f, N, 2]`` (see the module docstring)."""
+          clip_len: int = 16, clip_stride: int = 1, predicted_visibility: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """Scores of predictions ``[V, S, T_f, N, 2]`` (and ``predicted_visibility [V, S, T_f, N]``, optional) against
+    ``gt [V, T_f, N, 2]`` and ``gt_vis [V, T_f, N]`` (see the module docstring)."""
     first = predictions[:, 0]
     out = {
         "fvmd": fvmd(first, gt, prediction_visibility=gt_vis, reference_visibility=gt_vis, grid_shape=grid_shape,
@@ -100,14 +112,19 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
     }
     d = displacement_errors(predictions, gt, gt_vis)
     out.update(min_ade=d.min_ade, min_fde=d.min_fde, ade=d.ade, num_samples=d.num_samples)
+    if predicted_visibility is not None:
+        v = visibility_scores(predicted_visibility, gt_vis)
+        out.update(vis_accuracy=v.accuracy, occlusion_precision=v.occlusion_precision,
+                   occlusion_recall=v.occlusion_recall, occlusion_f1=v.occlusion_f1)
     return out
 
 
 @torch.no_grad()
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
-                   solver: str, seed: int, batch_size: int = 4, progress: bool = True) -> np.ndarray:
-    """Run a pipeline over every clip: ``[V, S, T_f, N, 2]`` px (one generator per clip: seeds ``seed + index``)."""
-    outs = []
+                   solver: str, seed: int, batch_size: int = 4, progress: bool = True):
+    """Run a pipeline over every clip: tracks ``[V, S, T_f, N, 2]`` px and visibility ``[V, S, T_f, N]`` bool (one
+    generator per clip: seeds ``seed + index``)."""
+    outs, vis = [], []
     v = data.tracks.shape[0]
     for start in tqdm(range(0, v, batch_size), desc="forecast", disable=not progress):
         idx = list(range(start, min(v, start + batch_size)))
@@ -116,7 +133,8 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
         res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], prompt=prompt,
                    num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens)
         outs.append(res.future_tracks)
-    return np.concatenate(outs)
+        vis.append(res.future_visibility)
+    return np.concatenate(outs), np.concatenate(vis)
 
 
 @torch.no_grad()
@@ -186,13 +204,16 @@ def evaluate_bench(
     grid, stride = data.grid_shape, float(data.stride)
     results: Dict[str, Dict[str, float]] = {}
     for name, pipe in loaded.items():
-        pred = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
-                              solver=solver, seed=seed, progress=progress)[:, :, :t_f]
-        results[name] = score(pred, gt, gt_vis, grid, stride)
+        pred, pred_vis = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
+                                        solver=solver, seed=seed, progress=progress)
+        results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f])
         if pipe.vae.config.num_frames == t_f:
             results[name]["vae_vepe"] = vae_reconstruction_vepe(pipe.vae, gt, gt_vis)
-    results["constant velocity"] = score(constant_velocity_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride)
-    results["static"] = score(static_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride)
+    held = held_visibility(data.visibility[:, :t_h], t_f)
+    cv = constant_velocity_baseline(hist, t_f)
+    results["constant velocity"] = score(cv[:, None], gt, gt_vis, grid, stride,
+                                         predicted_visibility=(held & in_frame(cv, data.height, data.width))[:, None])
+    results["static"] = score(static_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride, predicted_visibility=held[:, None])
     if out_dir is not None:
         from .video_io import atomic_path
 

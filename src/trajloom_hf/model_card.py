@@ -35,6 +35,8 @@ _METRICS = {
     "div_curl_energy": ("div_curl_energy", "DivCurlE"),
     "min_ade": ("min_ade", "minADE@K (px)"),
     "vae_vepe": ("vepe", "VAE reconstruction VEPE (px)"),
+    "vis_accuracy": ("accuracy", "future visibility accuracy"),
+    "occlusion_f1": ("f1", "future occlusion F1"),
 }
 
 _CONVERT = """## Using the official released weights
@@ -64,7 +66,8 @@ The official generator was trained with Wan2.1 VAE video features and UMT5-XXL c
 class TrainingRecord:
     """How an artefact was trained: the reproduce command, the data, the budget and the wall time.
 
-    ``stages`` maps a stage name to ``{"command": str, "seconds": float}`` (as recorded by the quickstart).
+    ``stages`` maps a stage name to ``{"command": str, "seconds": float, "one_core": bool}`` (as recorded by the
+    quickstart; ``one_core``: the stage shared the machine with another training run).
     """
 
     preset: str
@@ -112,18 +115,22 @@ def _stages(record: TrainingRecord, names: List[str]) -> str:
     for name in names:
         st = record.stages.get(name)
         if st:
-            lines += [f"- {name} ({st['seconds'] / 60:.1f} min on {record.machine}):", "", "  ```bash",
+            where = (f"one core of {record.machine}, next to the other model's training" if st.get("one_core")
+                     else record.machine)
+            lines += [f"- {name} ({st['seconds'] / 60:.1f} min on {where}):", "", "  ```bash",
                       f"  {st['command']}", "  ```"]
     return "\n".join(lines)
 
 
 def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int, results_json: PathLike,
-               record: TrainingRecord, method: str, stage_names: List[str], notes: Optional[str] = None) -> str:
+               record: TrainingRecord, method: str, stage_names: List[str], notes: Optional[str] = None,
+               load_path: Optional[str] = None) -> str:
     """The card text (``---`` YAML front matter + markdown) for one trained artefact.
 
     ``kind``: ``"autoencoder"`` (``AutoencoderTraj``), ``"pipeline"`` (``TrajLoomPipeline`` with its
     ``TrajFlowTransformer``) or ``"visibility"`` (``VisibilityPredictor``). ``method`` is the row of
-    ``results_json`` that holds this artefact's scores.
+    ``results_json`` that holds this artefact's scores. ``load_path`` is what the usage snippet passes to
+    ``from_pretrained`` (a Hub id or a local folder; default ``model_name``).
     """
     from huggingface_hub import ModelCardData
 
@@ -134,8 +141,10 @@ def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int,
     if method not in results:
         raise ValueError(f"`method` {method!r} is not in {results_json} (methods: {sorted(results)})")
     split = settings["split"]
-    keys = {"autoencoder": ["vae_vepe"], "pipeline": ["fvmd", "fvmd_long", "flow_tv", "div_curl_energy", "min_ade"],
-            "visibility": []}[kind]
+    keys = {"autoencoder": ["vae_vepe"],
+            "pipeline": ["fvmd", "fvmd_long", "flow_tv", "div_curl_energy", "min_ade", "vis_accuracy", "occlusion_f1"],
+            "visibility": ["vis_accuracy", "occlusion_f1"]}[kind]
+    load_path = load_path or model_name
     title = {"autoencoder": "AutoencoderTraj (TrajLoom-VAE)", "pipeline": "TrajLoomPipeline (TrajLoom-Flow)",
              "visibility": "VisibilityPredictor (TrajLoom visibility head)"}[kind]
     meta = ModelCardData(
@@ -156,17 +165,17 @@ def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int,
     usage = {
         "autoencoder": ("from trajloom_hf import AutoencoderTraj\n"
                         "from trajloom_hf.encoding import normalize_tracks\n"
-                        f"vae = AutoencoderTraj.from_pretrained(\"{model_name}\")\n"
+                        f"vae = AutoencoderTraj.from_pretrained(\"{load_path}\")\n"
                         "x = normalize_tracks(tracks, vae.config.height, vae.config.width)   # [B, T, N, 2] px -> [-1, 1]\n"
                         "z = vae.encode(x).latent_dist.mode()\n"
                         "recon = vae.decode(z).sample                                          # normalised"),
         "pipeline": ("import torch\nfrom trajloom_hf import TrajLoomPipeline\n"
-                     f"pipe = TrajLoomPipeline.from_pretrained(\"{model_name}\")\n"
+                     f"pipe = TrajLoomPipeline.from_pretrained(\"{load_path}\")\n"
                      "out = pipe(history_tracks, history_visibility, num_samples=4,      # [T_h, N, 2] px, [T_h, N]\n"
                      "           generator=torch.Generator().manual_seed(0))\n"
                      "out.future_tracks, out.future_visibility                          # [1, 4, T_f, N, 2] px, [1, 4, T_f, N]"),
         "visibility": ("from trajloom_hf import VisibilityPredictor\n"
-                       f"head = VisibilityPredictor.from_pretrained(\"{model_name}\")  # or through TrajLoomPipeline"),
+                       f"head = VisibilityPredictor.from_pretrained(\"{load_path}\")  # or through TrajLoomPipeline"),
     }[kind]
     body = [
         f"# {title}: {model_name}", "",
@@ -184,12 +193,15 @@ def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int,
         "", "Reproduce everything (data, all models, evaluation) with one command:", "", "```bash", record.reproduce, "```",
         "", "The stage that trained this artefact:", "", _stages(record, stage_names), "",
     ]
-    if kind != "visibility":
-        body += ["## Results", "",
-                 f"Measured by `trajloom evaluate` on the held-out `{split}` split ({settings['num_clips']} clips, "
-                 f"{settings['history_frames']} history + {settings['future_frames']} future frames, "
-                 f"{settings['num_samples']} samples per clip, {settings['solver']} x {settings['num_inference_steps']} "
-                 "steps). Lower is better everywhere.", "", _table(results, keys, method), ""]
+    better = ("Lower is better." if not any(k in ("vis_accuracy", "occlusion_f1") for k in keys) else
+              "Lower is better except for the visibility scores (future visibility against the tracker's, all "
+              "samples; occlusion F1 is the F1 of the occluded class; the baselines hold each point's last history "
+              "visibility, and a pipeline without a visibility head only marks points that leave the frame).")
+    body += ["## Results", "",
+             f"Measured by `trajloom evaluate` on the held-out `{split}` split ({settings['num_clips']} clips, "
+             f"{settings['history_frames']} history + {settings['future_frames']} future frames, "
+             f"{settings['num_samples']} samples per clip, {settings['solver']} x {settings['num_inference_steps']} "
+             f"steps). {better}", "", _table(results, keys, method), ""]
     if notes:
         body += [notes, ""]
     body += [

@@ -1,4 +1,5 @@
-"""Trajectory metrics (numpy): FVMD (official and trajectory modes), FVMD-Long, FlowTV, DivCurlE, VEPE, ADE/FDE.
+"""Trajectory metrics (numpy): FVMD (official and trajectory modes), FVMD-Long, FlowTV, DivCurlE, VEPE, ADE/FDE,
+future-visibility scores.
 
 The ``evaluate`` modules in the repository's ``metrics/`` folder are thin wrappers over these functions.
 """
@@ -13,8 +14,10 @@ from .fvmd import (
     motion_features,
     motion_histograms,
 )
+from .visibility import VisibilityScores, visibility_scores
 
 __all__ = [
     "DisplacementErrors", "FVMDResult", "FlowFieldScore", "displacement_errors", "div_curl_energy", "flow_tv",
     "frechet_distance", "fvmd", "fvmd_long", "motion_features", "motion_histograms", "vepe",
+    "VisibilityScores", "visibility_scores",
 ]
