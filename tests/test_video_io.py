@@ -99,3 +99,16 @@ def test_bad_rates_offsets_and_byte_inputs(tmp_path, frames):
         vio.decode_mp4_bytes(5)
     with pytest.raises(ValueError, match="`data`"):
         vio.decode_mp4_bytes(b"")
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    """mkstemp makes 0o600 files; an atomically written result must be as readable as one written with open()."""
+    with vio.atomic_path(tmp_path / "a.json") as tmp:
+        Path(tmp).write_text("{}")
+    (tmp_path / "b.json").write_text("{}")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.json").stat().st_mode & 0o777
+    with pytest.raises(RuntimeError):  # a failed write leaves nothing behind
+        with vio.atomic_path(tmp_path / "c.json") as tmp:
+            Path(tmp).write_text("partial")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]

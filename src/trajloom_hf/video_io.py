@@ -22,15 +22,29 @@ from .validation import check_video
 PathLike = Union[str, os.PathLike]
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(path: PathLike, suffix: Optional[str] = None) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it."""
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it.
+
+    The file gets the permissions of an ordinary ``open(path, "w")`` (``0o666`` minus the umask), not the private
+    ``0o600`` of ``mkstemp``, so results and weights stay readable by the people they are shared with.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
