@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -99,10 +101,10 @@ def test_bad_arguments_name_themselves_and_leave_nothing(setup, tmp_path):
     base = [str(d / "clip.mp4"), "--tracks", str(d / "tracks.npz"), "--layout", "TN", "--steps", "1"]
     keep = tmp_path / "keep"
     keep.mkdir()
-    (keep / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="`--out`.*not a previous forecast output"):
+    (keep / "forecast.npz").write_text("mine")  # a file of the same name that no forecast wrote
+    with pytest.raises(ValueError, match="`--out`.*already holds forecast.npz, which this command did not write"):
         main(["forecast", *base, "--pipeline", str(d / "pipe"), "--out", str(keep)])
-    assert (keep / "notes.txt").read_text() == "mine"
+    assert (keep / "forecast.npz").read_text() == "mine" and sorted(p.name for p in keep.iterdir()) == ["forecast.npz"]
     shutil.copytree(d / "pipe", tmp_path / "pipe")
     shutil.rmtree(tmp_path / "pipe" / "transformer")
     with pytest.raises(FileNotFoundError, match="`--pipeline`.*`transformer`"):
@@ -131,3 +133,53 @@ def test_read_track_file_npy_and_trailing_visibility_axis(tmp_path):
     assert not v[3, 2] and not v[4, 1] and v.sum() == 33 and np.isfinite(t).all()
     with pytest.raises(ValueError, match="`tracks_key`"):
         read_track_file(tmp_path / "t.npy", tracks_key="x")
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_forecast_into_a_user_folder_touches_only_its_own_files(setup, tmp_path, monkeypatch):
+    """Issue 15 §1: `--out .` in a project folder must not delete the folder's other files nor change its mode."""
+    d, _ = setup
+    proj = tmp_path / "project"
+    (proj / "src").mkdir(parents=True)
+    (proj / "notes.txt").write_text("mine")
+    (proj / "src" / "code.py").write_text("x = 1")
+    proj.chmod(0o751)
+    base = ["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
+            "--layout", "TN", "--steps", "1"]
+    monkeypatch.chdir(proj)
+    assert main(base + ["--out", ".", "--official-layout"]) == 0
+    meta = json.loads((proj / "meta.json").read_text())
+    assert meta["written_by"] == "trajloom forecast"
+    assert "forecast.npz" in meta["files"] and "official/pred_tracks.npy" in meta["files"]
+    file_mode = 0o666 & ~_umask()
+    for name in meta["files"]:
+        assert stat.S_IMODE((proj / name).stat().st_mode) == file_mode, name
+    assert stat.S_IMODE(proj.stat().st_mode) == 0o751
+    (proj / "official" / "my_notes.txt").write_text("also mine")  # a user file inside our subfolder
+    # a second forecast over it, without the official files: they go, everything of the user's stays
+    assert main(base + ["--out", str(proj)]) == 0
+    assert (proj / "notes.txt").read_text() == "mine" and (proj / "src" / "code.py").read_text() == "x = 1"
+    assert stat.S_IMODE(proj.stat().st_mode) == 0o751
+    assert sorted(p.name for p in (proj / "official").iterdir()) == ["my_notes.txt"]
+    assert sorted(p.name for p in proj.iterdir()) == ["forecast.gif", "forecast.mp4", "forecast.npz",
+                                                     "forecast_montage.png", "meta.json", "notes.txt", "official", "src"]
+    assert json.loads((proj / "meta.json").read_text())["num_samples"] == 1
+
+
+def test_a_forged_manifest_cannot_delete_files_outside_the_folder(setup, tmp_path):
+    d, _ = setup
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "meta.json").write_text(json.dumps({"written_by": "trajloom forecast",
+                                               "files": ["../victim.txt", str(victim), "meta.json"]}))
+    assert main(["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
+                 "--layout", "TN", "--steps", "1", "--out", str(out)]) == 0
+    assert victim.read_text() == "keep me"
+    assert "../victim.txt" not in json.loads((out / "meta.json").read_text())["files"]

@@ -18,9 +18,13 @@ Writes ``forecast.npz`` (future tracks ``[S, T_f, N, 2]`` px, visibility, probab
 ``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame) and a PNG montage;
 ``--official-layout`` also writes ``official/`` (``pred_tracks.npy``, ``pred_visibility.npy``,
 ``pred_visibility_prob.npy``, ``query_xy.npy``, ``grid_idx.npy``, ``gt_tracks.npy`` + ``gt_visibility.npy`` when
-the track file has a future, ``meta.json``; sample 1) for the official benchmark scripts. Everything goes to a
-temporary folder first and is moved into ``--out`` only when complete; an existing ``--out`` is replaced only if it
-is empty or a previous forecast output.
+the track file has a future, ``meta.json``; sample 1) for the official benchmark scripts.
+
+``--out`` may be any folder, ``.`` included: the command replaces only the files it writes, each atomically (staged
+in a hidden temporary folder inside ``--out``, then moved with ``os.replace``), never deletes or rewrites anything
+else and leaves the folder's permissions alone (:mod:`trajloom_hf.output_folder`). ``meta.json`` lists the files
+written (``files``, ``written_by``); a later forecast into the same folder replaces those and removes the ones it
+does not write again. A file of the same name that no previous forecast listed stops the command before any work.
 """
 
 from __future__ import annotations
@@ -74,29 +78,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--official-layout", action="store_true", help="also write the official per-video files")
 
 
-def _check_out(final) -> None:
-    """``--out`` may be new, an empty folder, or a previous forecast output (never an unrelated folder)."""
-    if not final.exists():
-        return
-    if not final.is_dir():
-        raise ValueError(f"`--out` {str(final)!r} exists and is not a folder")
-    entries = list(final.iterdir())
-    if entries and not ((final / "forecast.npz").is_file() and (final / "meta.json").is_file()):
-        raise ValueError(f"`--out` {str(final)!r} is a non-empty folder that is not a previous forecast output; "
-                         f"give a new or empty folder")
+OWNER = "trajloom forecast"
+OFFICIAL_FILES = ("pred_tracks.npy", "pred_visibility.npy", "pred_visibility_prob.npy", "query_xy.npy", "grid_idx.npy",
+                  "gt_tracks.npy", "gt_visibility.npy", "meta.json")
+
+
+def output_names(args: argparse.Namespace) -> list:
+    """Every file (relative to ``--out``) this run may write, ``meta.json`` (the manifest) excluded."""
+    names = ["forecast.npz", "forecast.mp4", "forecast.gif", "forecast_montage.png"]
+    if args.official_layout:
+        names += [f"official/{n}" for n in OFFICIAL_FILES]
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import os
-    import shutil
-    import tempfile
     from pathlib import Path
 
     import numpy as np
     import torch
 
     from ..encoding import in_frame
+    from ..output_folder import OutputFolder
     from ..pipelines import TrajLoomPipeline
     from ..pipelines.pipeline_trajloom import check_pipeline_folder
     from ..rendering import montage, render_forecast
@@ -110,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"`--history-frames` must be >= 1, got {args.history_frames}")
     if args.fps <= 0:
         raise ValueError(f"`--fps` must be positive, got {args.fps}")
-    final = Path(args.out).resolve()
-    _check_out(final)
+    out_folder = OutputFolder(args.out, manifest="meta.json", owner=OWNER)
+    out_folder.check(output_names(args))
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"`video` file not found: {args.video!r}")
     try:
@@ -173,9 +176,7 @@ def run(args: argparse.Namespace) -> int:
     prob = None if out.visibility_prob is None else out.visibility_prob[0]
     t_f = int(fut.shape[1])
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with out_folder.staging() as tmp:
         arrays = dict(future_tracks=fut, future_visibility=fvis, history_tracks=tracks, history_visibility=vis,
                       query_xy=query)
         if prob is not None:
@@ -190,7 +191,6 @@ def run(args: argparse.Namespace) -> int:
                     grid_origin=pipe.vae.config.grid_origin, num_points=int(len(query)), device=str(device),
                     dtype=args.dtype, video_conditioning=video is not None,
                     tracks_size=None if not args.tracks else list(args.tracks_size or (src_h, src_w)))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         rendered = render_forecast(frames, tracks, vis, fut, fvis, labels=[f"sample {k + 1}" for k in range(len(fut))],
                                    history_stride=max(1, t_h // 40))
         write_video(tmp / "forecast.mp4", rendered, args.fps)
@@ -213,13 +213,7 @@ def run(args: argparse.Namespace) -> int:
                                   pred_visibility_prob=None if prob is None else prob[0, :pred_len],
                                   gt_tracks=None if gt is None else gt[:pred_len],
                                   gt_visibility=None if gt is None else gt_vis[:pred_len], meta=official_meta)
-        if final.exists():
-            _check_out(final)  # still a previous forecast output (or empty)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(f"wrote {final}: forecast.npz, meta.json, forecast.mp4/.gif, forecast_montage.png"
-          + (", official/" if args.official_layout else ""))
+        out_folder.check(output_names(args))  # nothing foreign appeared meanwhile
+        written = out_folder.commit(tmp, meta)
+    print(f"wrote {out_folder.folder}: {', '.join(written)}")
     return 0
