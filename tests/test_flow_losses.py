@@ -41,8 +41,10 @@ def _logit_grid_k2(eps=1e-5):
     return [eps, 0.5, 1 - eps]
 
 
-def test_k_step_and_consistency_hand_computation():
-    """K = 2 rollout with a constant velocity field theta (a leaf): every term computed by hand."""
+@pytest.mark.parametrize("source_term_start", [0, 1])
+def test_k_step_and_consistency_hand_computation(source_term_start):
+    """K = 2 rollout with a constant velocity field theta (a leaf): every term computed by hand, for the literal
+    eq. 12 (source term from i = 0) and the default (source term from i = 1)."""
     eps = 1e-5
     z0 = torch.tensor([[[[1.0, -1.0]]]])  # [B=1, K=1, N=1, C=2]
     z1 = torch.tensor([[[[3.0, 2.0]]]])
@@ -50,6 +52,7 @@ def test_k_step_and_consistency_hand_computation():
     out = on_policy_losses(
         lambda z, t: theta.view(1, 1, 1, 2).expand_as(z), z0, z1, None,
         num_steps=2, spacing="logit", t_eps=eps, denom_eps=1e-3, w1=1.0, w0=0.5, gamma=0.1,
+        source_term_start=source_term_start,
     )
     t0, t1, t2 = _logit_grid_k2(eps)
     th = theta.detach()
@@ -62,7 +65,10 @@ def test_k_step_and_consistency_hand_computation():
     def sq(x):  # (1/C) ||x||^2
         return float((x**2).mean())
 
-    k_step = 0.5 * ((sq(th - v1_0) + 0.5 * sq(th - v0_0)) + (sq(th - v1_1) + 0.5 * sq(th - v0_1)))
+    if source_term_start == 0:
+        k_step = 0.5 * ((sq(th - v1_0) + 0.5 * sq(th - v0_0)) + (sq(th - v1_1) + 0.5 * sq(th - v0_1)))
+    else:  # the source term averaged over i = 1 only
+        k_step = 0.5 * (sq(th - v1_0) + sq(th - v1_1)) + 0.5 * sq(th - v0_1)
     x1_0, x1_1 = a + (1 - t0) * th, zt1 + (1 - t1) * th
     x0_0, x0_1 = a - t0 * th, zt1 - t1 * th
     cons = sq(x1_1 - x1_0) + sq(x0_1 - x0_0)
@@ -72,7 +78,10 @@ def test_k_step_and_consistency_hand_computation():
     torch.testing.assert_close(out.final_state[0, 0, 0], zt1 + (t2 - t1) * th)
     # gradient: the rollout state and the previous endpoints are stop-gradient, so only v_i carries theta
     out.total.backward()
-    g_k = 0.5 * ((th - v1_0) + 0.5 * (th - v0_0) + (th - v1_1) + 0.5 * (th - v0_1)) * 2 / 2
+    if source_term_start == 0:  # d/dθ (1/C)||θ - v||² = (2/C)(θ - v) = θ - v for C = 2
+        g_k = 0.5 * ((th - v1_0) + 0.5 * (th - v0_0) + (th - v1_1) + 0.5 * (th - v0_1))
+    else:
+        g_k = 0.5 * ((th - v1_0) + (th - v1_1)) + 0.5 * (th - v0_1)
     g_c = (x1_1 - x1_0) * 2 / 2 * (1 - t1) + (x0_1 - x0_0) * 2 / 2 * (-t1)
     torch.testing.assert_close(theta.grad, g_k + 0.1 * g_c, rtol=1e-5, atol=1e-6)
 
@@ -96,6 +105,39 @@ def test_exact_straight_flow_has_zero_consistency_and_analytic_k_step():
     expected = float(rel) * float(weighted_token_sq_error(u.float(), w).mean())
     assert float(out.k_step) == pytest.approx(expected, rel=1e-3)  # float32 losses
     torch.testing.assert_close(out.final_state, (z0 + (1 - 2 * eps) * u).float(), rtol=0, atol=1e-5)
+
+
+def test_exact_straight_field_has_zero_loss_and_gradient_only_in_the_fixed_form():
+    """At i = 0 the rollout state is z0, so eq. 12's literal source target v^(0)_0 is 0: the exact field u = z1 - z0
+    pays w0 / K ||u||² and gets a gradient. Starting the source term at i = 1 (default) removes both."""
+    torch.manual_seed(3)
+    z0, z1 = torch.randn(2, 3, 4, 2), torch.randn(2, 3, 4, 2)
+    u = z1 - z0
+    w = token_weights(torch.rand(2, 3, 4) > 0.3)
+    k = 8
+    # (on the literal uniform-in-logit grid, t_1 and 1 - t_{K-1} fall below the 1e-3 clamp and even the exact field
+    # misses the clamped targets: see the test above)
+    for spacing in ("logit", "uniform"):
+        theta = u.clone().requires_grad_(True)  # the exact straight-line field as a leaf
+        fixed = on_policy_losses(lambda z, t: theta, z0, z1, w, num_steps=k, spacing=spacing)
+        fixed.total.backward()
+        scale = float(weighted_token_sq_error(u, w).mean())
+        # residual from the t_0 = eps offset only
+        assert float(fixed.total.detach()) < 1e-6 * scale, spacing
+        assert float(theta.grad.abs().max()) < 1e-4, spacing
+        theta.grad = None
+        literal = on_policy_losses(lambda z, t: theta, z0, z1, w, num_steps=k, spacing=spacing, source_term_start=0)
+        literal.total.backward()
+        # the i = 0 source term: w0 / K * ||u - 0||²_w (averaged over the batch)
+        assert float(literal.k_step.detach()) == pytest.approx(0.5 / k * scale, rel=1e-3), spacing
+        # its gradient, (w0 / K) * 2 w u / C per entry, batch-averaged
+        expected_grad = 0.5 / k * 2 * w[..., None] * u / 2 / 2
+        torch.testing.assert_close(theta.grad, expected_grad, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="source_term_start"):
+        on_policy_losses(lambda z, t: u, z0, z1, w, num_steps=k, source_term_start=2)
+    with pytest.raises(ValueError, match="num_steps"):
+        on_policy_losses(lambda z, t: u, z0, z1, w, num_steps=1)
+    assert float(on_policy_losses(lambda z, t: u, z0, z1, w, num_steps=1, source_term_start=0).k_step) > 0
 
 
 def test_consistency_is_unmasked_by_default():

@@ -64,6 +64,17 @@ def test_batch_equals_single_and_heun_dopri(pipe, history):
     assert np.isfinite(heun.future_tracks).all() and np.isfinite(dopri.future_tracks).all()
 
 
+@pytest.mark.parametrize("solver, steps, expected", [("dopri5", 3, 19), ("dopri5", 5, 31), ("euler", 4, 4), ("heun", 2, 4)])
+def test_solver_step_count_is_respected(pipe, history, monkeypatch, solver, steps, expected):
+    """DOPRI5 with a step count runs that many fixed steps (1 + 6 n transformer calls, App. D.4), not adaptive."""
+    tracks, vis = history
+    calls = []
+    original = pipe.transformer.forward
+    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    pipe(tracks, vis, num_inference_steps=steps, solver=solver, generator=torch.Generator().manual_seed(1))
+    assert len(calls) == expected
+
+
 def test_history_visibility_reaches_the_model(pipe, history, monkeypatch):
     tracks, vis = history
     seen = {}

@@ -105,11 +105,47 @@ def test_fixed_step_dopri5_is_fifth_order():
     assert math.log2(e[0] / e[1]) > 4.5
 
 
+def test_dopri5_with_explicit_steps_is_fixed_step_on_linear_ode():
+    """App. D.4 "DOPRI5 with 100 steps": an explicit count gives exactly that many fixed steps (1 + 6 n evaluations),
+    fifth-order accurate on dz/dt = A z (analytic solution expm(A) z0); "dopri5_adaptive" ignores the count."""
+    a = torch.tensor([[-1.0, 2.0], [-2.0, -1.0]], dtype=torch.float64)  # decaying rotation, z(1) = expm(A) z0
+    z0 = torch.tensor([1.0, -0.5], dtype=torch.float64).repeat(1, 1, 3, 1)  # [1, 1, 3, 2]
+    exact = z0 @ torch.linalg.matrix_exp(a).T
+    calls = []
+
+    def f(z, t):
+        calls.append(float(t[0]))
+        return z @ a.T
+
+    s = FlowMatchTrajScheduler(solver="dopri5")  # dopri5_adaptive=True by default: only without a step count
+    errs = []
+    for n in (2, 4, 8):
+        calls.clear()
+        out = s.sample(f, z0, n)
+        assert out.nfe == 1 + 6 * n == len(calls)
+        assert s.num_inference_steps == n
+        errs.append(float((out.sample - exact).abs().max()))
+    rates = [math.log2(e1 / e2) for e1, e2 in zip(errs, errs[1:])]
+    assert all(4.5 < r < 6.5 for r in rates), (errs, rates)
+    assert errs[-1] < 1e-6
+    # 100 fixed steps (the paper's setting): global error ~ h^5
+    out = s.sample(f, z0, 100)
+    assert out.nfe == 601 and float((out.sample - exact).abs().max()) < 1e-10
+    # the adaptive solver by name: same answer to its tolerance, step count ignored, NFE from error control
+    ad = FlowMatchTrajScheduler(solver="dopri5_adaptive", dopri5_backend="native")
+    a5, a50 = ad.sample(f, z0, 5), ad.sample(f, z0, 50)
+    assert a5.nfe == a50.nfe and a5.nfe not in (1 + 6 * 5, 1 + 6 * 50)
+    torch.testing.assert_close(a5.sample, exact, rtol=0, atol=1e-4)
+    # no step count: config decides (adaptive by default)
+    assert s.sample(f, z0).nfe == FlowMatchTrajScheduler(solver="dopri5", dopri5_backend=s.config.dopri5_backend).sample(f, z0).nfe
+
+
 def test_dopri5_has_no_step_api():
-    s = FlowMatchTrajScheduler(solver="dopri5")
-    s.set_timesteps(4)
-    with pytest.raises(ValueError, match="sample"):
-        s.step(torch.zeros(1, 1, 1, 1), s.timesteps[0], torch.zeros(1, 1, 1, 1))
+    for name in ("dopri5", "dopri5_adaptive"):
+        s = FlowMatchTrajScheduler(solver=name)
+        s.set_timesteps(4)
+        with pytest.raises(ValueError, match="sample"):
+            s.step(torch.zeros(1, 1, 1, 1), s.timesteps[0], torch.zeros(1, 1, 1, 1))
 
 
 def test_time_grids():
@@ -207,4 +243,4 @@ def test_diffusers_sigma_relation():
     ours = s.step(v, s.timesteps[0], z).prev_sample
     sigma0, sigma1 = 1 - t0, 1 - t1
     torch.testing.assert_close(ours, z + (sigma1 - sigma0) * (-v))
-    assert sched_mod.SOLVERS == ("euler", "heun", "dopri5")
+    assert sched_mod.SOLVERS == ("euler", "heun", "dopri5", "dopri5_adaptive")

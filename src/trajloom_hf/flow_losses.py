@@ -130,6 +130,7 @@ def on_policy_losses(
     w0: float = 0.5,
     gamma: float = 0.1,
     consistency_weighted: bool = False,
+    source_term_start: int = 1,
 ) -> OnPolicyLosses:
     """On-policy K-step rollout and endpoint-consistency losses (eqs. 10–13, App. A.3).
 
@@ -139,8 +140,13 @@ def on_policy_losses(
     denom_eps)``; ``L_k-step = (1/K) Σ_i w1 ||v_i - v^(1)_i||²_w + w0 ||v_i - v^(0)_i||²_w`` and
     ``L_cons = 1/(K-1) Σ_{i≥1} ||ẑ^(1)_i - sg ẑ^(1)_{i-1}||² + ||ẑ^(0)_i - sg ẑ^(0)_{i-1}||²`` with
     ``ẑ^(1)_i = z̃_i + (1 - t_i) v_i``, ``ẑ^(0)_i = z̃_i - t_i v_i``; the consistency term is unmasked (App. A.3)
-    unless ``consistency_weighted``. Note that at ``i = 0`` the source target is ``v^(0)_0 = 0`` (``z̃_0 = z_0``), as
-    eq. 12 sums from ``i = 0``.
+    unless ``consistency_weighted``.
+
+    The source term and ``i = 0``: the rollout starts at ``z̃_0 = z_0``, so ``v^(0)_0 = 0`` identically and the
+    literal eq. 12 pulls ``v_0`` towards 0, i.e. the exact straight-line field ``v = z_1 - z_0`` has loss
+    ``w0 / K ||z_1 - z_0||²`` and a non-zero gradient. ``source_term_start=1`` (default) sums the source term over
+    ``i = 1 .. K-1`` only and averages it over those ``K - 1`` steps, so that field has zero loss (up to the
+    ``t_eps`` offset of the grid); ``source_term_start=0`` is the literal eq. 12 (``(1/K) Σ_{i=0}^{K-1}`` of both).
 
     Args:
         velocity_fn: ``(z [B, K, N, C] float32, t [B] float32) -> v [B, K, N, C]`` (e.g. the transformer with a
@@ -148,14 +154,19 @@ def on_policy_losses(
         source / target: ``z_0`` and ``z_1`` ``[B, K, N, C]`` (apply to a sub-batch to bound the cost: K model
             evaluations with gradients).
         weights: token weights ``[B, K, N]`` (:func:`token_weights`); ``None`` for uniform.
+        source_term_start: first rollout step of the ``w0`` source term: 1 (default) or 0 (literal eq. 12).
     """
+    if source_term_start not in (0, 1) or isinstance(source_term_start, bool):
+        raise ValueError(f"`source_term_start` must be 0 (literal eq. 12) or 1, got {source_term_start!r}")
+    if source_term_start == 1 and num_steps < 2:
+        raise ValueError(f"`source_term_start=1` needs `num_steps` >= 2 (the source term starts at i = 1), got {num_steps}")
     if source.shape != target.shape or source.ndim != 4:
         raise ValueError(f"`source` {list(source.shape)} and `target` {list(target.shape)} must both be [B, K, N, C]")
     grid = flow_time_grid(num_steps, spacing, t_eps)
     z0, z1 = source.detach().to(torch.float32), target.detach().to(torch.float32)
     b = z0.shape[0]
     z = z0
-    k_terms, cons_terms = [], []
+    k1_terms, k0_terms, cons_terms = [], [], []
     prev_x1 = prev_x0 = None
     cons_w = weights if consistency_weighted else None
     for i in range(num_steps):
@@ -165,8 +176,10 @@ def on_policy_losses(
         if v.shape != z.shape:
             raise ValueError(f"`velocity_fn` returned shape {list(v.shape)}, expected {list(z.shape)}")
         target_1 = (z1 - z) / max(1.0 - t_i, denom_eps)
-        target_0 = (z - z0) / max(t_i, denom_eps)
-        k_terms.append(w1 * weighted_token_sq_error(v - target_1, weights) + w0 * weighted_token_sq_error(v - target_0, weights))
+        k1_terms.append(weighted_token_sq_error(v - target_1, weights))
+        if i >= source_term_start:
+            target_0 = (z - z0) / max(t_i, denom_eps)
+            k0_terms.append(weighted_token_sq_error(v - target_0, weights))
         x1_hat = z + (1.0 - t_i) * v
         x0_hat = z - t_i * v
         if i > 0:
@@ -175,7 +188,7 @@ def on_policy_losses(
             )
         prev_x1, prev_x0 = x1_hat.detach(), x0_hat.detach()
         z = z + (t_next - t_i) * v.detach()
-    k_step = torch.stack(k_terms).mean(dim=0).mean()
+    k_step = (w1 * torch.stack(k1_terms).mean(dim=0) + w0 * torch.stack(k0_terms).mean(dim=0)).mean()
     if cons_terms:
         consistency = torch.stack(cons_terms).mean(dim=0).mean()
     else:

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="another pipeline folder to score in the same run (repeatable)")
     parser.add_argument("--num-samples", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5"])
+    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-clips", type=int, default=None)
     parser.add_argument("--out", default=".", help="where results.json and results.md go")

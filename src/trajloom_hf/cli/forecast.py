@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history-frames", type=int, default=None, help="default: the pipeline's VAE num_frames")
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5"])
+    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="model weights dtype "

@@ -37,6 +37,7 @@ from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.transformer_traj_flow import TrajFlowTransformer
 from ..models.visibility_predictor import VisibilityPredictor
 from ..schedulers import FlowMatchTrajScheduler
+from ..schedulers.scheduling_flow_match_traj import SOLVERS
 from ..validation import check_tracks, check_visibility
 
 logger = logging.get_logger(__name__)
@@ -219,7 +220,9 @@ class TrajLoomPipeline(DiffusionPipeline):
             prompt: caption(s) (needs ``text_encoder`` + ``tokenizer``); with a text encoder, None means the
                 empty caption (the official default).
             num_samples: futures per clip ``S``.
-            num_inference_steps, solver: ODE steps and solver (``"euler"``, ``"heun"``, ``"dopri5"``).
+            num_inference_steps, solver: ODE steps and solver: ``"euler"``, ``"heun"``, ``"dopri5"`` (that many fixed
+                Dormand–Prince steps, App. D.4's "DOPRI5 with 100 steps") or ``"dopri5_adaptive"`` (the official
+                adaptive solver, rtol = atol = 1e-5; ignores the step count).
             generator: a CPU ``torch.Generator`` for reproducible sources, or a list with one per clip (then each
                 clip's futures are independent of the rest of the batch).
             output_type: ``"np"`` or ``"pt"``.
@@ -232,8 +235,8 @@ class TrajLoomPipeline(DiffusionPipeline):
             raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}")
-        if solver not in ("euler", "heun", "dopri5"):
-            raise ValueError(f"`solver` must be 'euler', 'heun' or 'dopri5', got {solver!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
         bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if bad:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
@@ -268,8 +271,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         def velocity(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.transformer(zt, t, context=context).sample.float()
 
-        if solver == "dopri5":
-            z = self.scheduler.sample(velocity, z, num_inference_steps, solver="dopri5").sample
+        if solver in ("dopri5", "dopri5_adaptive"):
+            z = self.scheduler.sample(velocity, z, num_inference_steps, solver=solver).sample
         else:
             self.scheduler.set_timesteps(num_inference_steps, device=device, solver=solver)
             timesteps, order = self.scheduler.timesteps, self.scheduler.order

@@ -29,7 +29,7 @@ from diffusers.utils.torch_utils import randn_tensor
 GeneratorLike = Optional[Union[torch.Generator, List[torch.Generator]]]
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-SOLVERS = ("euler", "heun", "dopri5")
+SOLVERS = ("euler", "heun", "dopri5", "dopri5_adaptive")
 SPACINGS = ("uniform", "logit", "logit_uniform")
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980); the 7th stage is the FSAL stage.
@@ -302,16 +302,24 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
             v = transformer(z, scheduler.model_timestep(t, z.shape[0]), context=ctx).sample
             z = scheduler.step(v, t, z).prev_sample
 
-    or ``scheduler.sample(model_fn, z)`` for any solver including ``"dopri5"`` (App. D.4; torchdiffeq when
-    installed, otherwise the built-in adaptive RK45). The state is kept in float32 (float64 stays float64).
+    or ``scheduler.sample(model_fn, z)`` for any solver including DOPRI5. The state is kept in float32 (float64
+    stays float64).
+
+    DOPRI5 (App. D.4, "DOPRI5 with 100 steps"): ``"dopri5"`` with an explicit step count
+    (``sample(fn, z, 100)``, or any pipeline call, which always passes ``num_inference_steps``) runs that many
+    fixed Dormand–Prince steps on the time grid (``1 + 6 n`` evaluations); ``"dopri5_adaptive"`` is the official
+    adaptive solver (rtol / atol, torchdiffeq when installed, otherwise the built-in RK45), whatever the step count.
+    ``"dopri5"`` without a step count follows ``dopri5_adaptive`` (default: adaptive, as the official script).
 
     Args:
-        solver: ``"euler"`` (default, paper main setting), ``"heun"`` (2 evaluations per step) or ``"dopri5"``.
+        solver: ``"euler"`` (default, paper main setting), ``"heun"`` (2 evaluations per step), ``"dopri5"`` or
+            ``"dopri5_adaptive"``.
         timestep_spacing: ``"uniform"`` (``t_i = i / n``, official), ``"logit"`` or ``"logit_uniform"``
             (see :func:`flow_time_grid`).
         t_eps: model evaluations see ``t`` clamped to ``[t_eps, 1 - t_eps]`` (official); also the logit-grid ends.
         rtol / atol: DOPRI5 tolerances (official 1e-5 / 1e-5).
-        dopri5_adaptive: adaptive step size (official); ``False`` runs fixed DOPRI5 steps on the time grid.
+        dopri5_adaptive: what ``"dopri5"`` does when no step count is given: adaptive (official) or fixed steps
+            (``num_inference_steps`` of the config).
         dopri5_backend: ``"auto"`` (torchdiffeq if importable), ``"torchdiffeq"`` or ``"native"``.
         anchor_first / anchor_noise_std: boundary-anchored source ``z_0`` (eq. 7, App. A.2).
         tube_sigma, t_small_prob, t_small_max: training-time interpolation noise and flow-time mixture (App. A.2).
@@ -419,8 +427,8 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
         """
         if self.timesteps is None:
             raise ValueError("call `set_timesteps(num_inference_steps)` before `step()`")
-        if self._solver == "dopri5":
-            raise ValueError("the adaptive 'dopri5' solver has no fixed steps; use `scheduler.sample(model_fn, z0)`")
+        if self._solver.startswith("dopri5"):
+            raise ValueError("the DOPRI5 solvers have no step-wise API; use `scheduler.sample(model_fn, z0, n)`")
         if model_output.shape != sample.shape:
             raise ValueError(f"`model_output` {list(model_output.shape)} must match `sample` {list(sample.shape)}")
         i = self._step_index
@@ -469,6 +477,8 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
 
         ``model_fn(z [B, K, N, C] float32, t [B] float32 clamped to [t_eps, 1 - t_eps]) -> velocity``. For "euler" /
         "heun" this is the ``set_timesteps`` + ``step`` loop; ``callback(step, t, z)`` is called after each step.
+        ``"dopri5"`` with ``num_inference_steps`` runs that many fixed DOPRI5 steps; ``"dopri5_adaptive"`` (or
+        ``"dopri5"`` without a step count and ``dopri5_adaptive=True``) the adaptive solver (see the class doc).
         """
         solver = self.config.solver if solver is None else solver
         if solver not in SOLVERS:
@@ -480,7 +490,7 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
         def f(t: float, y: torch.Tensor) -> torch.Tensor:
             return model_fn(y, self.model_timestep(t, b, device=y.device)).to(dtype)
 
-        if solver != "dopri5":
+        if solver in ("euler", "heun"):
             self.set_timesteps(num_inference_steps, device=z.device, spacing=spacing, solver=solver)
             for j, t in enumerate(self.timesteps):
                 z = self.step(f(float(t), z), t, z).prev_sample
@@ -488,8 +498,10 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
                     callback(j, float(t), z)
             return FlowMatchTrajSamplerOutput(sample=z, nfe=len(self.timesteps))
 
-        if not self.config.dopri5_adaptive:
+        adaptive = solver == "dopri5_adaptive" or (num_inference_steps is None and self.config.dopri5_adaptive)
+        if not adaptive:
             n = _check_num_steps(self.config.num_inference_steps if num_inference_steps is None else num_inference_steps)
+            self.num_inference_steps = n
             grid = flow_time_grid(n, spacing or self.config.timestep_spacing, self.config.t_eps)
             z, nfe = dopri5_fixed(f, z, grid)
             return FlowMatchTrajSamplerOutput(sample=z, nfe=nfe)
