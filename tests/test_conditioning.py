@@ -75,7 +75,7 @@ def test_pipeline_with_caption_and_video(tmp_path):
     back = TrajLoomPipeline.from_pretrained(tmp_path / "p")
     again = back(clip.tracks, clip.visibility, video=clip.frames, prompt="a cat", num_inference_steps=2,
                  generator=torch.Generator().manual_seed(0))
-    np.testing.assert_allclose(again.future_tracks, out.future_tracks, atol=1e-5)
+    np.testing.assert_allclose(again.future_tracks, out.future_tracks, rtol=0, atol=1e-4)  # px ~ 80
     # with a text encoder, no prompt means the official default: the empty caption (its EOS token), not "no text"
     kw = dict(num_inference_steps=1, generator=torch.Generator().manual_seed(0))
     none = back(clip.tracks, clip.visibility, **kw).future_tracks

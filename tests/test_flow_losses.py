@@ -31,8 +31,8 @@ def test_flow_matching_loss_eq9_hand_computation():
     vis = torch.tensor([[[True, False]]])
     w = token_weights(vis)  # [1/1.01, 0.01/1.01]
     expected = (1 / 1.01 * 2 + 0.01 / 1.01 * 4) / 2  # 1/C with C = 2
-    assert float(flow_matching_loss(pred, tgt, w)) == pytest.approx(expected, rel=1e-6)
-    assert float(flow_matching_loss(pred, tgt)) == pytest.approx((2 + 4) / 4, rel=1e-6)
+    assert float(flow_matching_loss(pred, tgt, w)) == pytest.approx(expected, rel=1e-5)
+    assert float(flow_matching_loss(pred, tgt)) == pytest.approx((2 + 4) / 4, rel=1e-5)
     with pytest.raises(ValueError, match="differ"):
         flow_matching_loss(pred, tgt[..., :1], w)
 

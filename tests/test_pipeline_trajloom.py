@@ -155,7 +155,7 @@ def test_first_frame_history_mode_ignores_motion(history):
     still = np.repeat(tracks[:1], T, 0)
     a = ff(tracks, vis, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     b = pipe(still, np.repeat(vis[:1], T, 0), num_inference_steps=2, generator=torch.Generator().manual_seed(0))
-    np.testing.assert_allclose(a.future_tracks, b.future_tracks, atol=1e-5)
+    np.testing.assert_allclose(a.future_tracks, b.future_tracks, rtol=0, atol=1e-4)  # px ~ 90: 1e-5 is ~1 fp32 ulp
     with pytest.raises(ValueError, match="`history_mode`"):
         TrajLoomPipeline(**pipe.components, history_mode="image")
 

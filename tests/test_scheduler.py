@@ -21,7 +21,7 @@ def test_euler_exact_on_constant_velocity():
     for t in s.timesteps:
         z = s.step(v, t, z).prev_sample
     assert z.dtype == torch.float32
-    torch.testing.assert_close(z, z0 + v, rtol=0, atol=1e-6)
+    torch.testing.assert_close(z, z0 + v, rtol=0, atol=1e-5)  # 7 fp32 Euler steps on |z| ~ 4: ~7 ulps
     # same through sample(), with the model seeing clamped times
     seen = []
 
@@ -30,7 +30,7 @@ def test_euler_exact_on_constant_velocity():
         return v
 
     out = s.sample(model, z0, 7)
-    torch.testing.assert_close(out.sample, z0 + v, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.sample, z0 + v, rtol=0, atol=1e-5)
     assert out.nfe == 7 and seen[0].shape == (2,) and float(seen[0][0]) == pytest.approx(1e-5)
 
 

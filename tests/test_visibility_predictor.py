@@ -86,9 +86,9 @@ def test_bce_matches_formula_and_pos_weight():
     logits = torch.tensor([[[1.0, -2.0]]])
     tgt = torch.tensor([[[True, False]]])
     ref = -(torch.log(torch.sigmoid(torch.tensor(1.0))) + torch.log(1 - torch.sigmoid(torch.tensor(-2.0)))) / 2
-    assert float(visibility_bce_loss(logits, tgt)) == pytest.approx(float(ref), rel=1e-6)
+    assert float(visibility_bce_loss(logits, tgt)) == pytest.approx(float(ref), rel=1e-5)
     ref_pw = -(3 * torch.log(torch.sigmoid(torch.tensor(1.0))) + torch.log(1 - torch.sigmoid(torch.tensor(-2.0)))) / 2
-    assert float(visibility_bce_loss(logits, tgt, pos_weight=3.0)) == pytest.approx(float(ref_pw), rel=1e-6)
+    assert float(visibility_bce_loss(logits, tgt, pos_weight=3.0)) == pytest.approx(float(ref_pw), rel=1e-5)
     with pytest.raises(ValueError, match="same shape"):
         visibility_bce_loss(logits, tgt[..., :1])
 
