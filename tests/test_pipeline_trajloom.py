@@ -225,9 +225,15 @@ def test_pt_output_and_low_precision_models_keep_fp32_coordinates(history):
     assert (out.future_tracks - ref.future_tracks).abs().max() < 1.0
 
 
-def test_longer_history_uses_the_last_frames(pipe):
-    clip = generate_clip(2, SceneConfig(height=H, width=W, num_frames=T + 4, stride=S, render=False))
-    g = lambda: torch.Generator().manual_seed(0)
-    long = pipe(clip.tracks, clip.visibility, num_inference_steps=1, generator=g())
-    last = pipe(clip.tracks[-T:], clip.visibility[-T:], num_inference_steps=1, generator=g())
-    np.testing.assert_array_equal(long.future_tracks, last.future_tracks)
+def test_longer_history_is_cut_with_a_warning(pipe):
+    """A history longer than the model's window is cut to its last frames (which no longer start on the query grid):
+    the pipeline warns and forecasts exactly as from those frames; an exact-length history does not warn."""
+    import warnings
+
+    clip = generate_clip(4, SceneConfig(height=H, width=W, num_frames=T + 5, stride=S, render=False))
+    with pytest.warns(UserWarning, match=r"has 14 frames; the model's history window is 9 frames"):
+        a = pipe(clip.tracks, clip.visibility, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = pipe(clip.tracks[-T:], clip.visibility[-T:], num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(a.future_tracks, b.future_tracks)

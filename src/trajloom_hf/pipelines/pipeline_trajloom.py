@@ -14,6 +14,16 @@ Resolution, grid and horizon come from the component configs. Coordinates stay f
 run in. Noise is drawn on the CPU from ``generator`` and then moved, so a seed gives the same futures on CPU and CUDA
 (the official script draws it on the device, reference §8.14).
 
+History window and forecast start: the model was trained with the history starting at the query frame (frame 0
+of every history is the query grid, the tracker's start). A longer history is cut to its last
+``vae.config.num_frames`` frames with a warning: those frames no longer start on the grid, which the model never
+saw. To forecast from any frame ``f`` of a video (the future starting at ``f + 1``), re-query the grid there::
+
+    T = pipe.history_frames
+    start = f - T + 1                                     # the history is frames start .. f
+    tracks, vis = get_tracker("optical_flow").track(frames[start : f + 1], pipe.query_grid())   # trajloom_hf.tracking
+    out = pipe(tracks, vis)                               # futures for frames f + 1 .. f + T_f
+
 History points outside the frame: leaving the frame is normal in tracking data, so such points are kept and
 marked invisible (the official in-bounds test, reference §1.7); non-finite coordinates, or coordinates more than
 three frame sizes away (tracks in another frame's pixels), are a ``ValueError``. Output coordinates are clipped to
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -156,6 +167,13 @@ class TrajLoomPipeline(DiffusionPipeline):
             vis = torch.as_tensor(history_visibility)
             check_visibility(vis, tracks.shape, "history_visibility")
             vis = vis.bool()
+        if tracks.shape[1] > t_need:
+            warnings.warn(
+                f"`history_tracks` has {tracks.shape[1]} frames; the model's history window is {t_need} frames "
+                f"(vae.config.num_frames), so only the last {t_need} are used. The model was trained with the history "
+                f"starting at the query grid: to forecast from frame f, track frames f-{t_need - 1}..f with the grid "
+                f"queried at their first frame (see the TrajLoomPipeline module docstring).",
+                UserWarning, stacklevel=4)  # _prepare_history <- __call__ <- no_grad wrapper <- caller
         tracks, vis = tracks[:, -t_need:], vis[:, -t_need:].to(tracks.device)
         if self.config.history_mode == "first_frame":
             tracks, vis = first_frame_history(tracks, vis)
@@ -212,8 +230,9 @@ class TrajLoomPipeline(DiffusionPipeline):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
         Args:
-            history_tracks: ``[T, N, 2]`` or ``[B, T, N, 2]`` pixels (numpy or torch); the last
-                ``vae.config.num_frames`` frames are used.
+            history_tracks: ``[T, N, 2]`` or ``[B, T, N, 2]`` pixels (numpy or torch), ``T = vae.config.num_frames``
+                frames starting at the query grid; a longer history is cut to its last ``num_frames`` frames with a
+                warning (to forecast from a later frame, re-track from there: see the module docstring).
             history_visibility: ``[T, N]`` / ``[B, T, N]`` bool, or None (all visible); out-of-frame points are
                 treated as invisible.
             video: history frames ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` uint8 (needs ``video_vae``).
