@@ -5,6 +5,8 @@ from trajloom_hf.camera_motion import (
     CAMERA_MOTIONS,
     append_camera_phrase,
     camera_motion_phrase,
+    caption_with_camera_motion,
+    has_camera_phrase,
     estimate_camera_motion,
 )
 from trajloom_hf.data.synthetic import SceneConfig, generate_clip
@@ -62,3 +64,22 @@ def test_phrases_and_errors():
         estimate_camera_motion(np.zeros((1, 5, 2)), None, 96, 160)
     with pytest.raises(ValueError, match="`visibility`"):
         estimate_camera_motion(np.zeros((4, 5, 2)), np.ones((4, 6), bool), 96, 160)
+
+
+def test_training_captions_get_the_estimated_camera_phrase():
+    """App. E.2: the phrase estimated from the window's tracks is appended to the caption; captions that already
+    carry one (the synthetic generator's) are left alone."""
+    rng = np.random.default_rng(2)
+    pts = rng.uniform([0, 0], [159, 95], size=(60, 2))
+    t = np.arange(20)[:, None, None]
+    panning = pts[None] + t * np.array([-1.2, 0.0])  # content moves left: camera pans right, moderately
+    assert caption_with_camera_motion("a red ball bounces.", panning, None, 96, 160) == \
+        "a red ball bounces, camera pans right moderately"
+    assert caption_with_camera_motion("", np.repeat(pts[None], 5, 0), None, 96, 160) == "static camera"
+    done = "a dog runs, camera zooms in slowly"
+    assert has_camera_phrase(done) and not has_camera_phrase("a dog runs")
+    assert caption_with_camera_motion(done, panning, None, 96, 160) == done
+    clip = generate_clip(7, SceneConfig(height=96, width=160, num_frames=20, stride=16, camera_motion="tilt_up", render=False))
+    assert caption_with_camera_motion(clip.caption, clip.tracks, clip.visibility, 96, 160) == clip.caption
+    with pytest.raises(TypeError, match="`caption`"):
+        caption_with_camera_motion(None, panning, None, 96, 160)

@@ -40,7 +40,8 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     tiny_pipeline(seed=1, height=80).save_pretrained(tmp_path / "other")
     out = tmp_path / "res"
     assert main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--config", "synthetic",
-                 "--baseline", f"whn={tmp_path / 'other'}", "--num-samples", "2", "--steps", "2", "--out", str(out)]) == 0
+                 "--baseline", f"whn={tmp_path / 'other'}", "--num-samples", "2", "--steps", "2", "--vepe-frames", "4", "9",
+                 "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())["results"]
     assert set(res) == {"TrajLoom", "whn", "constant velocity", "static"}
     assert res["static"]["flow_tv"] == pytest.approx(0.0)  # nothing moves
@@ -49,5 +50,36 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
         assert 0.0 <= method["vis_accuracy"] <= 1.0 and 0.0 <= method["occlusion_f1"] <= 1.0
     md = (out / "results.md").read_text()
     assert "| FVMD-Long (10^-3) | constant velocity |" in md
+    # Table 2's segment lengths: VEPE of the first L frames of each reconstructed window; L = T is the whole window
+    assert res["TrajLoom"]["vae_vepe_9"] == pytest.approx(res["TrajLoom"]["vae_vepe"], rel=1e-6)
+    assert res["TrajLoom"]["vae_vepe_4"] != pytest.approx(res["TrajLoom"]["vae_vepe"], rel=1e-3)
+    assert "| VAE VEPE, 4-frame segments (px) | TrajLoom |" in md and "vae_vepe_4" not in res["static"]
+    with pytest.raises(ValueError, match="vepe_frames"):
+        main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--config", "synthetic",
+              "--vepe-frames", "10", "--out", str(tmp_path / "res2")])
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         main(["evaluate", "--pipeline", str(tmp_path / "nope"), "--bench", str(bench), "--out", str(out)])
+
+
+def test_vae_vepe_of_segments_is_the_vepe_of_the_first_frames():
+    import torch
+
+    from tests.test_pipeline_trajloom import tiny_pipeline
+    from trajloom_hf.encoding import denormalize_tracks, normalize_tracks
+    from trajloom_hf.evaluation import vae_reconstruction_vepes
+    from trajloom_hf.metrics import vepe
+
+    vae = tiny_pipeline().vae
+    rng = np.random.default_rng(0)
+    gt = (rng.uniform([0, 0], [95, 63], size=(3, 1, 24, 2)) + rng.normal(size=(3, 9, 24, 2)).cumsum(1)).astype(np.float32)
+    vis = rng.random(gt.shape[:-1]) > 0.2
+    out = vae_reconstruction_vepes(vae, gt, vis, (3, 9), batch_size=2)
+    with torch.no_grad():
+        rec = denormalize_tracks(vae.decode(vae.encode(normalize_tracks(torch.from_numpy(gt), 64, 96)).latent_dist.mode(),
+                                            clamp=True).sample, 64, 96).numpy()
+    assert out["vae_vepe_3"] == pytest.approx(vepe(rec[:, :3], gt[:, :3], vis[:, :3]), rel=1e-5)
+    assert out["vae_vepe_9"] == pytest.approx(out["vae_vepe"], rel=1e-6)
+    assert out["vae_vepe"] == pytest.approx(vepe(rec, gt, vis), rel=1e-5)
+    for bad in (0, 10, 2.5):
+        with pytest.raises(ValueError, match="segment_frames"):
+            vae_reconstruction_vepes(vae, gt, vis, (bad,))

@@ -89,6 +89,26 @@ def append_camera_phrase(caption: str, phrase: str) -> str:
     return phrase if not caption else f"{caption}, {phrase}"
 
 
+def has_camera_phrase(caption: str) -> bool:
+    """True when ``caption`` already holds a phrase of the vocabulary (e.g. the synthetic generator's captions)."""
+    text = (caption or "").lower()
+    return any(p in text for p in ("static camera", "handheld shaky camera", *_PHRASES.values()))
+
+
+def caption_with_camera_motion(caption: str, tracks, visibility, height: int, width: int) -> str:
+    """Training caption of App. E.2: ``caption`` with the camera phrase estimated from the clip's tracks appended.
+
+    The paper appends the phrase "to the original caption during training"; pass the tracks of the whole training
+    window (history + future, ``[T, N, 2]`` px, ``visibility [T, N]`` or None) so that the phrase describes the clip
+    the caption describes. A caption that already holds a vocabulary phrase is returned unchanged (no duplicates).
+    """
+    if not isinstance(caption, str):
+        raise TypeError(f"`caption` must be a str, got {type(caption).__name__}")
+    if has_camera_phrase(caption):
+        return caption
+    return append_camera_phrase(caption, estimate_camera_motion(tracks, visibility, height, width).phrase)
+
+
 @dataclass
 class CameraMotion:
     """Estimated global camera motion.

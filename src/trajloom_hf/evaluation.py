@@ -12,7 +12,8 @@ sets, as TrajLoom's scripts do):
 * future visibility against the GT visibility (all samples): accuracy and the occluded class's F1. Pipelines
   return their visibility head's prediction (in-frame test only without a head); the baselines hold each point's
   last history visibility (constant velocity also marks points that leave the frame occluded);
-* for pipelines, the VAE's reconstruction VEPE of the GT future window.
+* for pipelines, the VAE's reconstruction VEPE of the GT future window (and, with ``vepe_frames``, of its first L
+  frames: Table 2's 24- and 81-frame segments).
 """
 
 from __future__ import annotations
@@ -138,23 +139,46 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
 
 
 @torch.no_grad()
-def vae_reconstruction_vepe(vae, gt: np.ndarray, gt_vis: np.ndarray, batch_size: int = 8) -> float:
-    """VEPE (px) of ``decode(encode(gt).mean)`` on the GT future windows ``[V, T, N, 2]`` (paper Table 2)."""
+def vae_reconstruction_vepes(vae, gt: np.ndarray, gt_vis: np.ndarray, segment_frames: Sequence[int] = (),
+                             batch_size: int = 8) -> Dict[str, float]:
+    """VEPE (px) of ``decode(encode(gt).mean)`` on the GT future windows ``[V, T, N, 2]`` (paper Table 2).
+
+    Returns ``{"vae_vepe": VEPE over the whole window}`` plus ``"vae_vepe_<L>"`` for each ``L`` in
+    ``segment_frames``: the VEPE of the first ``L`` frames of each reconstructed window (the official
+    ``compute_vae_recon_metrics.py --eval_len L``; Table 2 reports L = 24 and 81 with an 81-frame VAE). Pooled over all
+    visible (t, n) of all clips.
+    """
     from .encoding import denormalize_tracks, normalize_tracks
 
+    t = gt.shape[1]
+    for length in segment_frames:
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 1 <= length <= t:
+            raise ValueError(f"`segment_frames` entries must be integers in [1, {t}] (the VAE window), got {length!r}")
     h, w = vae.config.height, vae.config.width
     device = next(vae.parameters()).device
     recs = []
     for i in range(0, len(gt), batch_size):
         x = normalize_tracks(torch.from_numpy(gt[i : i + batch_size]).to(device), h, w)
         recs.append(denormalize_tracks(vae.decode(vae.encode(x).latent_dist.mode(), clamp=True).sample, h, w).cpu().numpy())
-    return vepe(np.concatenate(recs), gt, gt_vis)
+    rec = np.concatenate(recs)
+    out = {"vae_vepe": vepe(rec, gt, gt_vis)}
+    for length in segment_frames:
+        out[f"vae_vepe_{int(length)}"] = vepe(rec[:, :length], gt[:, :length], gt_vis[:, :length])
+    return out
+
+
+def vae_reconstruction_vepe(vae, gt: np.ndarray, gt_vis: np.ndarray, batch_size: int = 8) -> float:
+    """VEPE (px) of ``decode(encode(gt).mean)`` on the GT windows ``[V, T, N, 2]``; see :func:`vae_reconstruction_vepes`."""
+    return vae_reconstruction_vepes(vae, gt, gt_vis, batch_size=batch_size)["vae_vepe"]
 
 
 def results_markdown(results: Dict[str, Dict[str, float]], dataset: str) -> str:
     """Markdown table in the layout of the paper's Table 1: rows (metric, method), one column per dataset."""
     lines = [f"| Metric | Method | {dataset} |", "|---|---|---|"]
-    for key, (label, scale) in TABLE_ROWS.items():
+    rows = dict(TABLE_ROWS)
+    segments = sorted({int(k.rsplit("_", 1)[1]) for sc in results.values() for k in sc if k.startswith("vae_vepe_")})
+    rows.update({f"vae_vepe_{n}": (f"VAE VEPE, {n}-frame segments (px)", 1.0) for n in segments})
+    for key, (label, scale) in rows.items():
         for method, scores in results.items():
             if key in scores and scores[key] is not None and np.isfinite(scores[key]):
                 lines.append(f"| {label} | {method} | {scores[key] * scale:.4g} |")
@@ -174,11 +198,13 @@ def evaluate_bench(
     max_clips: Optional[int] = None,
     out_dir: Optional[str] = None,
     progress: bool = True,
+    vepe_frames: Sequence[int] = (),
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines.
 
     The history length is the first pipeline's ``vae.config.num_frames``; every method is scored on the same future
-    window. Writes ``results.json`` and ``results.md`` to ``out_dir`` when given (atomically).
+    window. ``vepe_frames`` (e.g. ``(24, 81)``, Table 2) adds the VAE VEPE of the first L frames of each window
+    (``vae_vepe_<L>``). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given (atomically).
     """
     from .pipelines import TrajLoomPipeline
 
@@ -199,6 +225,9 @@ def evaluate_bench(
         if pipe.frame_size != (data.height, data.width) or pipe.vae.config.patch_size != data.stride:
             raise ValueError(f"pipeline {name!r} works at {pipe.frame_size} stride {pipe.vae.config.patch_size}, the "
                              f"bench at {(data.height, data.width)} stride {data.stride}")
+    for length in vepe_frames:
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 1 <= length <= t_f:
+            raise ValueError(f"`vepe_frames` entries must be integers in [1, {t_f}] (the future window), got {length!r}")
     hist = data.tracks[:, :t_h]
     gt, gt_vis = data.tracks[:, t_h : t_h + t_f], data.visibility[:, t_h : t_h + t_f]
     grid, stride = data.grid_shape, float(data.stride)
@@ -208,7 +237,7 @@ def evaluate_bench(
                                         solver=solver, seed=seed, progress=progress)
         results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f])
         if pipe.vae.config.num_frames == t_f:
-            results[name]["vae_vepe"] = vae_reconstruction_vepe(pipe.vae, gt, gt_vis)
+            results[name].update(vae_reconstruction_vepes(pipe.vae, gt, gt_vis, vepe_frames))
     held = held_visibility(data.visibility[:, :t_h], t_f)
     cv = constant_velocity_baseline(hist, t_f)
     results["constant velocity"] = score(cv[:, None], gt, gt_vis, grid, stride,
@@ -220,7 +249,7 @@ def evaluate_bench(
         out = Path(out_dir)
         meta = {"bench": bench, "config": config, "split": split, "num_clips": int(len(gt)), "history_frames": t_h,
                 "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
-                "solver": solver, "seed": seed, "pipelines": pipelines}
+                "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames]}
         with atomic_path(out / "results.json") as tmp:
             Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))
         with atomic_path(out / "results.md") as tmp:

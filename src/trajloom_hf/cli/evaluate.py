@@ -2,7 +2,7 @@
 constant-velocity baselines, and write ``results.json`` + ``results.md`` (paper Table 1 layout).
 
     trajloom evaluate --pipeline out/pipeline --bench trajloombench --config synthetic --split test \
-        --baseline whn=out/whn_pipeline --num-samples 4 --out results/
+        --baseline whn=out/whn_pipeline --num-samples 4 --vepe-frames 24 81 --out results/
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-clips", type=int, default=None)
+    parser.add_argument("--vepe-frames", type=int, nargs="+", default=[], metavar="L",
+                        help="also report the VAE VEPE of the first L frames of each window (paper Table 2: 24 81)")
     parser.add_argument("--out", default=".", help="where results.json and results.md go")
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         pipelines[name or Path(path).name] = path
     results = evaluate_bench(pipelines, args.bench, args.config, args.split, num_samples=args.num_samples,
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
-                             max_clips=args.max_clips, out_dir=args.out)
+                             max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames)
     print(results_markdown(results, f"{args.config}/{args.split}"))
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
     return 0
