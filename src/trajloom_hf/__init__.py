@@ -18,6 +18,7 @@ _LAZY = {
     # models, scheduler, pipeline (diffusers)
     "AutoencoderTraj": "trajloom_hf.models.autoencoder_traj",
     "TrajFlowTransformer": "trajloom_hf.models.transformer_traj_flow",
+    "FrameEncoder": "trajloom_hf.models.frame_encoder",
     "VisibilityPredictor": "trajloom_hf.models.visibility_predictor",
     "FlowMatchTrajScheduler": "trajloom_hf.schedulers.scheduling_flow_match_traj",
     "TrajLoomPipeline": "trajloom_hf.pipelines.pipeline_trajloom",
@@ -49,6 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.synthetic import SceneConfig, generate_clip  # noqa: F401
     from .data.trajloombench import build_trajloombench  # noqa: F401
     from .location_bias import location_variance_explained  # noqa: F401
-    from .models import AutoencoderTraj, TrajFlowTransformer, VisibilityPredictor  # noqa: F401
+    from .models import AutoencoderTraj, FrameEncoder, TrajFlowTransformer, VisibilityPredictor  # noqa: F401
     from .pipelines import TrajLoomPipeline, TrajLoomPipelineOutput  # noqa: F401
     from .schedulers import FlowMatchTrajScheduler  # noqa: F401

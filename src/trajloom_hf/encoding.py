@@ -337,3 +337,13 @@ def first_frame_history(tracks: ArrayLike, visibility: ArrayLike):
     if _is_torch(tracks):
         return tracks[..., :1, :, :].expand_as(tracks).clone(), visibility[..., :1, :].expand_as(visibility).clone()
     return np.repeat(tracks[..., :1, :, :], t, axis=-3), np.repeat(visibility[..., :1, :], t, axis=-2)
+
+
+def last_frame_history(tracks: ArrayLike, visibility: ArrayLike):
+    """Replace a history by its last frame held still: ``[..., T, N, 2]`` / ``[..., T, N]`` with every frame equal to
+    frame ``T - 1``. The conditioning of the WHN-style baseline: the points' positions and visibility at the
+    forecast start, no motion (on tracked clips frame 0 is the query grid itself, the same for every clip)."""
+    t = tracks.shape[-3]
+    if _is_torch(tracks):
+        return tracks[..., -1:, :, :].expand_as(tracks).clone(), visibility[..., -1:, :].expand_as(visibility).clone()
+    return np.repeat(tracks[..., -1:, :, :], t, axis=-3), np.repeat(visibility[..., -1:, :], t, axis=-2)

@@ -43,8 +43,10 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput, logging
 
-from ..encoding import denormalize_tracks, first_frame_history, in_frame, latent_visibility, make_query_grid, normalize_tracks
+from ..encoding import (denormalize_tracks, first_frame_history, in_frame, last_frame_history, latent_visibility,
+                        make_query_grid, normalize_tracks)
 from ..models.autoencoder_traj import AutoencoderTraj
+from ..models.frame_encoder import FrameEncoder
 from ..models.transformer_traj_flow import TrajFlowTransformer
 from ..models.visibility_predictor import VisibilityPredictor
 from ..schedulers import FlowMatchTrajScheduler
@@ -52,6 +54,8 @@ from ..schedulers.scheduling_flow_match_traj import SOLVERS
 from ..validation import check_tracks, check_visibility
 
 logger = logging.get_logger(__name__)
+
+HISTORY_MODES = ("tracks", "last_frame", "first_frame")
 
 
 @dataclass
@@ -91,12 +95,18 @@ class TrajLoomPipeline(DiffusionPipeline):
         visibility_predictor ([`VisibilityPredictor`], optional): future visibility head.
         video_vae (diffusers `AutoencoderKLWan`, optional), text_encoder + tokenizer (transformers, optional):
             video and caption conditioning (see :mod:`trajloom_hf.video_conditioning` / ``text_conditioning``).
-        history_mode: ``"tracks"`` (TrajLoom: the observed motion) or ``"first_frame"`` (the history reduced to its
-            first frame held still, the conditioning of the WHN-style image-only baseline).
+        frame_encoder ([`FrameEncoder`], optional): image encoder trained with the transformer; its token-aligned
+            features of the history frames are the transformer's video input (instead of a ``video_vae``; see
+            :mod:`trajloom_hf.frame_conditioning`).
+        history_mode: ``"tracks"`` (TrajLoom: the observed motion; with a frame encoder, one frame per latent
+            step), ``"last_frame"`` (the WHN-style image baseline: the points' positions and visibility at the
+            forecast start held still, and with a frame encoder only that frame's image: appearance, no motion) or
+            ``"first_frame"`` (frame 0 of the history held still; on tracked clips frame 0 is the query grid of
+            every clip, so this conditioning carries no information about the clip).
     """
 
-    model_cpu_offload_seq = "text_encoder->video_vae->vae->transformer->visibility_predictor"
-    _optional_components = ["visibility_predictor", "video_vae", "text_encoder", "tokenizer"]
+    model_cpu_offload_seq = "text_encoder->video_vae->frame_encoder->vae->transformer->visibility_predictor"
+    _optional_components = ["visibility_predictor", "video_vae", "text_encoder", "tokenizer", "frame_encoder"]
     _callback_tensor_inputs = ["latents"]
 
     def __init__(
@@ -108,15 +118,31 @@ class TrajLoomPipeline(DiffusionPipeline):
         video_vae=None,
         text_encoder=None,
         tokenizer=None,
+        frame_encoder: Optional[FrameEncoder] = None,
         history_mode: str = "tracks",
     ):
         super().__init__()
-        if history_mode not in ("tracks", "first_frame"):
-            raise ValueError(f"`history_mode` must be 'tracks' or 'first_frame', got {history_mode!r}")
+        if history_mode not in HISTORY_MODES:
+            raise ValueError(f"`history_mode` must be one of {HISTORY_MODES}, got {history_mode!r}")
+        if frame_encoder is not None:
+            if video_vae is not None:
+                raise ValueError("give either a `video_vae` or a `frame_encoder` (both fill the transformer's video input)")
+            if history_mode == "first_frame":
+                raise ValueError("a `frame_encoder` needs history_mode 'tracks' or 'last_frame', got 'first_frame'")
+            cfg = transformer.config
+            if not cfg.use_video_cond or cfg.video_latent_channels != frame_encoder.config.out_channels:
+                raise ValueError(f"`frame_encoder` gives {frame_encoder.config.out_channels} channels; the transformer "
+                                 f"needs use_video_cond=True with video_latent_channels equal to it (has "
+                                 f"use_video_cond={cfg.use_video_cond}, video_latent_channels={cfg.video_latent_channels})")
+            if (frame_encoder.config.height, frame_encoder.config.width) != (vae.config.height, vae.config.width) or \
+                    tuple(frame_encoder.grid_hw) != tuple(vae.grid_hw):
+                raise ValueError(f"`frame_encoder` works on {frame_encoder.config.height}x{frame_encoder.config.width} "
+                                 f"frames, grid {tuple(frame_encoder.grid_hw)}; the vae on {vae.config.height}x"
+                                 f"{vae.config.width}, grid {tuple(vae.grid_hw)}")
         self.register_to_config(history_mode=history_mode)
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
                               visibility_predictor=visibility_predictor, video_vae=video_vae,
-                              text_encoder=text_encoder, tokenizer=tokenizer)
+                              text_encoder=text_encoder, tokenizer=tokenizer, frame_encoder=frame_encoder)
         k, n, c = transformer.latent_shape
         if (vae.num_latent_frames, vae.grid_hw[0] * vae.grid_hw[1], vae.config.latent_channels) != (k, n, c):
             raise ValueError(
@@ -177,6 +203,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         tracks, vis = tracks[:, -t_need:], vis[:, -t_need:].to(tracks.device)
         if self.config.history_mode == "first_frame":
             tracks, vis = first_frame_history(tracks, vis)
+        elif self.config.history_mode == "last_frame":
+            tracks, vis = last_frame_history(tracks, vis)
         return tracks, vis & in_frame(tracks, h, w)  # points outside the frame count as invisible (reference §1.7)
 
     def encode_history(self, history_tracks: torch.Tensor, history_visibility: torch.Tensor):
@@ -201,13 +229,34 @@ class TrajLoomPipeline(DiffusionPipeline):
         return encode_pooled_text(self.text_encoder, self.tokenizer, prompts, device=self._execution_device)
 
     def encode_video(self, video, batch_size: int):
-        """Token-aligned video latents ``[B, K, N, C_v]`` of the history frames (``video_vae`` required)."""
+        """Token-aligned video latents ``[B, K, N, C_v]`` of the history frames (``video_vae`` or ``frame_encoder``
+        required)."""
+        if self.frame_encoder is not None:
+            return self.encode_frames(video, batch_size)
         if self.video_vae is None:
-            raise ValueError("`video` was given but the pipeline has no `video_vae`")
+            raise ValueError("`video` was given but the pipeline has no `video_vae` or `frame_encoder`")
         from ..video_conditioning import encode_video_latents
 
         return encode_video_latents(self.video_vae, video, self.frame_size, self.vae.grid_hw, self.history_frames,
                                     batch_size=batch_size, device=self._execution_device)
+
+    def encode_frames(self, video, batch_size: int) -> torch.Tensor:
+        """``frame_encoder`` features ``[B, K, N, C]`` of the history video ``[T, H, W, 3]`` / ``[B, T, H, W, 3]``
+        (uint8, at the tracks' frame size; the last ``history_frames`` frames are the history)."""
+        from ..frame_conditioning import conditioning_frames, frame_tokens
+
+        v = torch.as_tensor(np.asarray(video)) if not isinstance(video, torch.Tensor) else video
+        if v.ndim == 4:
+            v = v[None]
+        if v.ndim != 5 or v.shape[-1] != 3:
+            raise ValueError(f"`video` must have shape [T, H, W, 3] or [B, T, H, W, 3], got {list(v.shape)}")
+        if v.shape[0] != batch_size:
+            raise ValueError(f"`video` has {v.shape[0]} clips, the tracks have {batch_size}")
+        h, w = self.frame_size
+        if tuple(v.shape[2:4]) != (h, w):
+            raise ValueError(f"`video` frames must be {h}x{w} (the tracks' frame), got {v.shape[2]}x{v.shape[3]}")
+        frames = conditioning_frames(v, self.history_frames, self.vae.config.temporal_stride, self.config.history_mode)
+        return frame_tokens(self.frame_encoder, frames.to(self._execution_device), self.vae.num_latent_frames).float()
 
     # ------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -235,7 +284,8 @@ class TrajLoomPipeline(DiffusionPipeline):
                 warning (to forecast from a later frame, re-track from there: see the module docstring).
             history_visibility: ``[T, N]`` / ``[B, T, N]`` bool, or None (all visible); out-of-frame points are
                 treated as invisible.
-            video: history frames ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` uint8 (needs ``video_vae``).
+            video: history frames ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` uint8 at the tracks' frame size (needs
+                ``video_vae`` or ``frame_encoder``; with ``history_mode="last_frame"`` only the last one is used).
             prompt: caption(s) (needs ``text_encoder`` + ``tokenizer``); with a text encoder, None means the
                 empty caption (the official default).
             num_samples: futures per clip ``S``.
@@ -267,6 +317,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         z_hist, lat_vis = self.encode_history(tracks, vis)
         if prompt is None and self.text_encoder is not None and self.transformer.config.use_text_cond:
             prompt = ""  # the official default caption: an empty string still encodes its EOS token (reference §3.10)
+        if video is None and self.frame_encoder is not None:
+            raise ValueError("the pipeline conditions on the frames (`frame_encoder`): pass `video=` (the history frames)")
         if video is None and self.video_vae is not None and self.transformer.config.use_video_cond:
             logger.warning("the pipeline has a `video_vae` but no `video` was given: the video context is zeros")
         text = self.encode_prompt(prompt, b) if prompt is not None else None
