@@ -83,3 +83,38 @@ def test_vae_vepe_of_segments_is_the_vepe_of_the_first_frames():
     for bad in (0, 10, 2.5):
         with pytest.raises(ValueError, match="segment_frames"):
             vae_reconstruction_vepes(vae, gt, vis, (bad,))
+
+
+def test_evaluate_frame_pipelines_and_shuffled_frames(tmp_path, monkeypatch):
+    """Frame-conditioned pipelines get each clip's own history frames; --shuffle-frames adds a row with another
+    clip's frames (the check that a model uses the image)."""
+    import torch
+
+    from tests.test_frame_encoder import tiny_frame_pipeline
+    from trajloom_hf.evaluation import forecast_split, load_bench_split
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 3},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
+    whn = tiny_frame_pipeline("last_frame", height=80)
+    whn.save_pretrained(tmp_path / "whn")
+    out = tmp_path / "res"
+    assert main(["evaluate", "--pipeline", str(tmp_path / "whn"), "--bench", str(bench), "--config", "synthetic",
+                 "--num-samples", "1", "--steps", "2", "--out", str(out), "--shuffle-frames"]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    assert set(res) == {"TrajLoom", "TrajLoom (other clip's frames)", "constant velocity", "static"}
+    assert res["TrajLoom"]["ade"] != res["TrajLoom (other clip's frames)"]["ade"]
+    # clip 0 forecast with clip 1's frames = the pipeline called on clip 0's tracks with clip 1's video
+    data = load_bench_split(str(bench), "synthetic", "test", with_video=True)
+    pred, _ = forecast_split(whn, data, 9, num_samples=1, num_inference_steps=2, solver="euler", seed=0,
+                             progress=False, frame_source=[1, 2, 0])
+    direct = whn(data.tracks[0, :9], data.visibility[0, :9], video=data.history_frames([1], 9)[0],
+                 num_inference_steps=2, generator=[torch.Generator().manual_seed(0)]).future_tracks
+    np.testing.assert_allclose(pred[0], direct[0], atol=1e-4)
+    with pytest.raises(ValueError, match="frame_encoder or video_vae"):
+        from tests.test_pipeline_trajloom import tiny_pipeline
+
+        tiny_pipeline(height=80).save_pretrained(tmp_path / "plain")
+        main(["evaluate", "--pipeline", str(tmp_path / "plain"), "--bench", str(bench), "--config", "synthetic",
+              "--out", str(out), "--shuffle-frames"])

@@ -130,15 +130,16 @@ def test_conditioning_frames_per_mode():
 # pipelines
 
 
-def tiny_frame_pipeline(history_mode, seed=0, with_encoder=True, anchor=False):
+def tiny_frame_pipeline(history_mode, seed=0, with_encoder=True, anchor=False, height=H):
     torch.manual_seed(seed)
-    vae = AutoencoderTraj(height=H, width=W, patch_size=S, num_frames=T, temporal_stride=4, hidden_size=32, num_heads=4,
+    grid = (height // S, W // S)
+    vae = AutoencoderTraj(height=height, width=W, patch_size=S, num_frames=T, temporal_stride=4, hidden_size=32, num_heads=4,
                           encoder_depth=4, decoder_depth=4, latent_channels=4, pos_embed_dim=8, use_offsets=False,
                           latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
     for p in vae.parameters():  # open the zero-initialised gates/final layer so outputs depend on the latents
         if p.dim() == 3 or p.shape[0] == 2:
             torch.nn.init.normal_(p, std=0.05)
-    tr = TrajFlowTransformer(latent_channels=4, num_latent_frames=3, grid_size=GRID, hidden_size=32, num_heads=4,
+    tr = TrajFlowTransformer(latent_channels=4, num_latent_frames=3, grid_size=grid, hidden_size=32, num_heads=4,
                              num_layers=2, video_latent_channels=6, use_text_cond=False, use_video_cond=with_encoder,
                              history_num_frames=T, temporal_stride=4)
     for p in tr.parameters():
@@ -146,7 +147,7 @@ def tiny_frame_pipeline(history_mode, seed=0, with_encoder=True, anchor=False):
             torch.nn.init.normal_(p, std=0.02)
     enc = None
     if with_encoder:
-        enc = FrameEncoder(height=H, width=W, grid_stride=S, out_channels=6, hidden_channels=8).eval()
+        enc = FrameEncoder(height=height, width=W, grid_stride=S, out_channels=6, hidden_channels=8).eval()
         with torch.no_grad():  # untrained: make the image matter as much as the tracks do
             for p in enc.parameters():
                 p.mul_(3.0)

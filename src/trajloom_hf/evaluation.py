@@ -14,6 +14,11 @@ sets, as TrajLoom's scripts do):
   last history visibility (constant velocity also marks points that leave the frame occluded);
 * for pipelines, the VAE's reconstruction VEPE of the GT future window (and, with ``vepe_frames``, of its first L
   frames: Table 2's 24- and 81-frame segments).
+
+Pipelines that condition on the frames (a ``frame_encoder`` or ``video_vae``) get each clip's history frames from
+the bench's ``video`` column. With ``shuffle_frames`` they are scored a second time with every clip given another
+clip's frames (clip ``i`` gets clip ``i + 1``'s, cyclically; tracks unchanged), the row ``"<name> (other clip's
+frames)"``: a model that uses the image must score clearly worse there.
 """
 
 from __future__ import annotations
@@ -73,14 +78,28 @@ class BenchSplit:
     width: int
     stride: int
     clip_ids: List[str]
+    videos: Optional[List[bytes]] = None  # mp4 bytes per clip (the ``video`` column), when frames are needed
+
+    def history_frames(self, indices: Sequence[int], history_frames: int) -> np.ndarray:
+        """Decoded history frames ``[len(indices), T_h, H, W, 3]`` uint8 of the given clips."""
+        from .video_io import decode_mp4_bytes
+
+        if self.videos is None:
+            raise ValueError("this split was loaded without its videos (load_bench_split(..., with_video=True))")
+        frames = [decode_mp4_bytes(bytes(self.videos[i]), max_frames=history_frames) for i in indices]
+        if any(f.shape[0] < history_frames for f in frames):
+            raise ValueError(f"a clip's video has fewer than the {history_frames} history frames")
+        return np.stack([f[:history_frames] for f in frames])
 
     @property
     def grid_shape(self):
         return self.height // self.stride, self.width // self.stride
 
 
-def load_bench_split(bench: str, config: str, split: str, max_clips: Optional[int] = None) -> BenchSplit:
-    """Read a TrajLoomBench split (``load_dataset(bench, config, split=split)``) into arrays."""
+def load_bench_split(bench: str, config: str, split: str, max_clips: Optional[int] = None, *,
+                     with_video: bool = False) -> BenchSplit:
+    """Read a TrajLoomBench split (``load_dataset(bench, config, split=split)``) into arrays (and the mp4 bytes of
+    each clip with ``with_video``)."""
     from .data.trajloombench import load_trajloombench
 
     ds = load_trajloombench(bench, config, split, numpy=False)
@@ -93,9 +112,15 @@ def load_bench_split(bench: str, config: str, split: str, max_clips: Optional[in
     stride = int(rows[0]["stride"])
     if stride == 0:
         raise ValueError(f"config {config!r} holds sparse (non-grid) tracks; the forecasting metrics need a grid config")
+    videos = list(ds["video"]) if with_video else None
     return BenchSplit(np.stack([r["tracks"] for r in rows]).astype(np.float32), np.stack([r["visibility"] for r in rows]).astype(bool),
                       [str(r["caption"]) for r in rows], int(rows[0]["height"]), int(rows[0]["width"]), stride,
-                      [str(r["clip_id"]) for r in rows])
+                      [str(r["clip_id"]) for r in rows], videos)
+
+
+def uses_frames(pipe) -> bool:
+    """Whether a pipeline conditions on the video frames (a ``frame_encoder`` or a ``video_vae``)."""
+    return getattr(pipe, "frame_encoder", None) is not None or getattr(pipe, "video_vae", None) is not None
 
 
 def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shape, grid_stride: float,
@@ -122,16 +147,22 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
 
 @torch.no_grad()
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
-                   solver: str, seed: int, batch_size: int = 4, progress: bool = True):
+                   solver: str, seed: int, batch_size: int = 4, progress: bool = True,
+                   frame_source: Optional[Sequence[int]] = None):
     """Run a pipeline over every clip: tracks ``[V, S, T_f, N, 2]`` px and visibility ``[V, S, T_f, N]`` bool (one
-    generator per clip: seeds ``seed + index``)."""
+    generator per clip: seeds ``seed + index``). A frame-conditioned pipeline gets clip ``frame_source[i]``'s
+    history frames for clip ``i`` (default: its own)."""
     outs, vis = [], []
     v = data.tracks.shape[0]
+    source = list(range(v)) if frame_source is None else [int(j) for j in frame_source]
+    if len(source) != v:
+        raise ValueError(f"`frame_source` must name one clip per clip ({v}), got {len(source)}")
     for start in tqdm(range(0, v, batch_size), desc="forecast", disable=not progress):
         idx = list(range(start, min(v, start + batch_size)))
         gens = [torch.Generator().manual_seed(seed + i) for i in idx]
         prompt = [data.captions[i] for i in idx] if getattr(pipe, "text_encoder", None) is not None else None
-        res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], prompt=prompt,
+        video = data.history_frames([source[i] for i in idx], history_frames) if uses_frames(pipe) else None
+        res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], video=video, prompt=prompt,
                    num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens)
         outs.append(res.future_tracks)
         vis.append(res.future_visibility)
@@ -199,8 +230,10 @@ def evaluate_bench(
     out_dir: Optional[str] = None,
     progress: bool = True,
     vepe_frames: Sequence[int] = (),
+    shuffle_frames: bool = False,
 ) -> Dict[str, Dict[str, float]]:
-    """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines.
+    """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
+    (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
 
     The history length is the first pipeline's ``vae.config.num_frames``; every method is scored on the same future
     window. ``vepe_frames`` (e.g. ``(24, 81)``, Table 2) adds the VAE VEPE of the first L frames of each window
@@ -210,12 +243,14 @@ def evaluate_bench(
 
     if not pipelines:
         raise ValueError("`pipelines` must name at least one pipeline folder")
-    data = load_bench_split(bench, config, split, max_clips)
     loaded = {}
     for name, path in pipelines.items():
         if not Path(path, "model_index.json").is_file():
             raise FileNotFoundError(f"pipeline folder {path!r} ({name}) has no model_index.json")
         loaded[name] = TrajLoomPipeline.from_pretrained(path)
+    if shuffle_frames and not any(uses_frames(p) for p in loaded.values()):
+        raise ValueError("`shuffle_frames` needs a pipeline that conditions on the frames (frame_encoder or video_vae)")
+    data = load_bench_split(bench, config, split, max_clips, with_video=any(uses_frames(p) for p in loaded.values()))
     first = next(iter(loaded.values()))
     t_h = first.history_frames
     t_f = min(first.vae.config.num_frames, data.tracks.shape[1] - t_h)
@@ -238,6 +273,12 @@ def evaluate_bench(
         results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f])
         if pipe.vae.config.num_frames == t_f:
             results[name].update(vae_reconstruction_vepes(pipe.vae, gt, gt_vis, vepe_frames))
+        if shuffle_frames and uses_frames(pipe):
+            other = [(i + 1) % len(gt) for i in range(len(gt))]  # every clip gets another clip's frames
+            pred, pred_vis = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
+                                            solver=solver, seed=seed, progress=progress, frame_source=other)
+            results[f"{name} (other clip's frames)"] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride,
+                                                             predicted_visibility=pred_vis[:, :, :t_f])
     held = held_visibility(data.visibility[:, :t_h], t_f)
     cv = constant_velocity_baseline(hist, t_f)
     results["constant velocity"] = score(cv[:, None], gt, gt_vis, grid, stride,
@@ -249,7 +290,8 @@ def evaluate_bench(
         out = Path(out_dir)
         meta = {"bench": bench, "config": config, "split": split, "num_clips": int(len(gt)), "history_frames": t_h,
                 "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
-                "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames]}
+                "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames],
+                "shuffle_frames": shuffle_frames}
         with atomic_path(out / "results.json") as tmp:
             Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))
         with atomic_path(out / "results.md") as tmp:

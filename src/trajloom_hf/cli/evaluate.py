@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vepe-frames", type=int, nargs="+", default=[], metavar="L",
                         help="also report the VAE VEPE of the first L frames of each window (paper Table 2: 24 81)")
     parser.add_argument("--out", default=".", help="where results.json and results.md go")
+    parser.add_argument("--shuffle-frames", action="store_true",
+                        help="also score every frame-conditioned pipeline with each clip given another clip's frames "
+                             "(row '<name> (other clip's frames)'): shows whether a model uses the image")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         pipelines[name or Path(path).name] = path
     results = evaluate_bench(pipelines, args.bench, args.config, args.split, num_samples=args.num_samples,
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
-                             max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames)
+                             max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,
+                             shuffle_frames=args.shuffle_frames)
     print(results_markdown(results, f"{args.config}/{args.split}"))
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
     return 0
