@@ -24,3 +24,10 @@ def _isolated_hf_caches(tmp_path_factory):
         pass
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _cli_raises(monkeypatch):
+    """In-process `trajloom_hf.cli.main([...])` calls raise the package's errors (``TRAJLOOM_DEBUG=1``) so tests can
+    match them; tests of what a person sees (one line on stderr, exit code 2) unset it (tests/test_cli_errors.py)."""
+    monkeypatch.setenv("TRAJLOOM_DEBUG", "1")

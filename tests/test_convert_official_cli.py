@@ -72,3 +72,22 @@ def test_components_only_and_refusals(official_files, tmp_path):
     with pytest.raises(ValueError, match="`--vae` file not found"):
         run(parse(["--vae", str(d / "missing.pt"), "--out", str(tmp_path / "z")]))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_overwrite_replaces_only_its_own_output_and_keeps_the_folder_mode(official_files, tmp_path):
+    d = official_files
+    argv = ["--vae", str(d / "trajloom_vae.pt"), "--num-heads", str(HEADS)]
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files this command did not write \(notes.txt\)"):
+        run(parse(argv + ["--out", str(project), "--overwrite"]))
+    assert sorted(p.name for p in project.iterdir()) == ["notes.txt"]
+    empty = tmp_path / "shared"
+    empty.mkdir()
+    empty.chmod(0o750)
+    run(parse(argv + ["--out", str(empty)]))
+    assert (empty / "vae" / "config.json").exists() and (empty.stat().st_mode & 0o777) == 0o750
+    run(parse(argv + ["--out", str(empty), "--overwrite"]))  # an earlier output of this command: replaced
+    assert (empty.stat().st_mode & 0o777) == 0o750
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left behind

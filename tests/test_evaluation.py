@@ -57,8 +57,11 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="vepe_frames"):
         main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--config", "synthetic",
               "--vepe-frames", "10", "--out", str(tmp_path / "res2")])
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
+    with pytest.raises(FileNotFoundError, match="`--pipeline` folder .*nope' does not exist"):
         main(["evaluate", "--pipeline", str(tmp_path / "nope"), "--bench", str(bench), "--out", str(out)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no model_index.json"):
+        main(["evaluate", "--pipeline", str(tmp_path / "empty"), "--bench", str(bench), "--out", str(out)])
 
 
 def test_vae_vepe_of_segments_is_the_vepe_of_the_first_frames():

@@ -1,4 +1,5 @@
 import json
+import os
 import pickle
 
 import numpy as np
@@ -295,3 +296,92 @@ def test_synthetic_source_tracked_with_the_embedded_tracker(tmp_path):
     with pytest.raises(ValueError, match="`tracks` must be 'analytic' or one of"):
         build_trajloombench("synthetic", str(out), "x", settings=S, counts={"test": 1}, source_kwargs={"tracks": "raft"},
                             progress=False)
+
+
+def _tapvid_pickle(path, payload=None):
+    rng = np.random.default_rng(0)
+    item = {"video": rng.integers(0, 255, (12, 32, 48, 3), dtype=np.uint8), "points": rng.uniform(0.1, 0.9, (7, 12, 2)),
+            "occluded": rng.random((7, 12)) < 0.2}
+    if payload is not None:
+        item["extra"] = payload
+    with open(path, "wb") as fh:
+        pickle.dump({"bear": item}, fh)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_tapvid_pickle_with_code_is_refused_unless_trusted(tmp_path, capsys, monkeypatch):
+    from trajloom_hf.cli import main
+
+    monkeypatch.delenv("TRAJLOOM_DEBUG")  # what a person sees: one line, exit code 2
+    from trajloom_hf.safe_unpickle import UntrustedPickleError
+
+    marker = tmp_path / "ran"
+    _tapvid_pickle(tmp_path / "evil.pkl", _RunsCode(marker))
+    with pytest.raises(UntrustedPickleError, match="--trust-pickle"):
+        build_trajloombench("tapvid", str(tmp_path / "b"), "davis", settings=S, input_path=str(tmp_path / "evil.pkl"),
+                            progress=False)
+    assert not marker.exists() and not list((tmp_path / "b" / "data" / "davis").glob("*.parquet"))
+    argv = ["bench", "build", "--source", "tapvid", "--input", str(tmp_path / "evil.pkl"), "--out", str(tmp_path / "c"),
+            "--config", "davis", "--height", "64", "--width", "96", "--stride", "16", "--history-frames", "5",
+            "--future-frames", "5"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--trust-pickle" in err and "Traceback" not in err and not marker.exists()
+    # the explicit opt-in loads it (and so runs what it names); the recorded command says so and stays runnable
+    assert main(argv + ["--trust-pickle"]) == 0 and marker.exists()
+    man = json.loads((tmp_path / "c" / "data" / "davis" / "manifest.json").read_text())
+    assert man["command"].endswith("--trust-pickle") and "trust_pickle" not in man["source_options"]
+    # a plain TAP-Vid pickle needs no trust
+    _tapvid_pickle(tmp_path / "davis.pkl")
+    m = build_trajloombench("tapvid", str(tmp_path / "d"), "davis", settings=S, input_path=str(tmp_path / "davis.pkl"),
+                            progress=False)
+    assert m["counts"] == {"test": 1}
+
+
+def test_build_never_deletes_or_rewrites_files_it_did_not_write(tmp_path):
+    out = tmp_path / "project"
+    (out / "data" / "default").mkdir(parents=True)
+    theirs = out / "data" / "default" / "train-00000-of-00001.parquet"
+    theirs.write_bytes(b"their data")
+    with pytest.raises(ValueError, match="holds files no TrajLoomBench build wrote"):
+        build_trajloombench("synthetic", str(out), "default", settings=S, counts={"test": 2}, progress=False)
+    assert theirs.read_bytes() == b"their data"
+    (out / "README.md").write_text("# my project\n")
+    with pytest.raises(ValueError, match="not a TrajLoomBench dataset card"):
+        build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
+    assert (out / "README.md").read_text() == "# my project\n" and not (out / "data" / "syn").exists()
+    # a file of theirs inside one of our config folders is refused as well, not pruned
+    ours = tmp_path / "b"
+    build_trajloombench("synthetic", str(ours), "syn", settings=S, counts={"test": 2}, progress=False)
+    note = ours / "data" / "syn" / "notes.txt"
+    note.write_text("keep me")
+    with pytest.raises(ValueError, match="notes.txt"):
+        build_trajloombench("synthetic", str(ours), "syn", settings=S, counts={"test": 2}, progress=False)
+    assert note.read_text() == "keep me"
+    note.unlink()
+    mode = (ours / "data" / "syn").stat().st_mode
+    build_trajloombench("synthetic", str(ours), "syn", settings=S, counts={"test": 3}, progress=False)
+    assert (ours / "data" / "syn").stat().st_mode == mode  # folder permissions untouched
+
+
+def test_corrupt_manifest_and_bad_settings_are_named_before_any_work(tmp_path):
+    out = tmp_path / "b"
+    build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
+    (out / "data" / "syn" / "manifest.json").write_text('{"shards": ')
+    with pytest.raises(ValueError, match=r"manifest.json' is corrupt"):
+        build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
+    fresh = tmp_path / "fresh"
+    for bad, match in ((dict(fps=0.0), "`fps`"), (dict(fps=float("nan")), "`fps`"), (dict(history_frames=2.5), "history_frames")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            build_trajloombench("synthetic", str(fresh), "syn", settings=BenchSettings(**{**S.__dict__, **bad}),
+                                counts={"test": 2}, progress=False)
+    with pytest.raises(ValueError, match=r"--num-train\) must be a non-negative integer, got -3"):
+        build_trajloombench("synthetic", str(fresh), "syn", settings=S, counts={"train": -3}, progress=False)
+    assert not fresh.exists()  # refused before anything was written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -19,8 +20,14 @@ SUBCOMMANDS = {
 }
 
 
+DEBUG_ENV = "TRAJLOOM_DEBUG"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trajloom", description="Dense future point-trajectory generation (TrajLoom).")
+    parser = argparse.ArgumentParser(
+        prog="trajloom", description="Dense future point-trajectory generation (TrajLoom).",
+        epilog=f"Errors print one line (exit code 2); --debug or {DEBUG_ENV}=1 shows the full traceback.")
+    parser.add_argument("--debug", action="store_true", help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -29,13 +36,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug_requested(args) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one subcommand. Bad input ends with one line on stderr and exit code 2 (the traceback only with
+    ``--debug`` / ``TRAJLOOM_DEBUG=1``); an interrupt ends with 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except KeyboardInterrupt:
+        if _debug_requested(args):
+            raise
+        print(f"trajloom {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, LookupError) as err:  # the package's named errors (and the OS's)
+        if _debug_requested(args):
+            raise
+        print(f"trajloom {args.command}: error: {_one_line(err)} (--debug for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
+        text = f"{text}: {err.filename}"
+    if isinstance(err, KeyError):  # str(KeyError("x")) is "'x'": say what it is
+        text = f"missing key {text}"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -5,12 +5,18 @@
         --history-frames 24 --future-frames 24
     trajloom bench build --source trajloom-official --input kubric_alltracker_s32/ --out trajloombench --config kubric
     trajloom bench build --source videos --input my_videos/ --out trajloombench --config mine
+
+TAP-Vid pickles are read with a restricted unpickler that loads numpy arrays, dicts, lists, strings and numbers
+only: a file that names anything else (a pickle can run code while it loads) is refused unless --trust-pickle.
+--out must be new, empty, or an earlier TrajLoomBench build: the build rewrites README.md and prunes
+data/<config>/, so a folder holding other files there is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--tracks-key", default=None, help="trajloom-official: npz key of the [N, T, 2] tracks")
     b.add_argument("--visibility-key", default=None, help="trajloom-official: npz key of the [N, T] visibility")
     b.add_argument("--axis-order", default="xy", choices=["xy", "yx"], help="trajloom-official: order of the last dim")
+    b.add_argument("--trust-pickle", action="store_true",
+                   help="tapvid: load the .pkl with plain pickle (runs any code the file names; trusted files only). "
+                        "Without it only numpy arrays, dicts, lists, strings and numbers are read")
     b.add_argument("--tracker", default=None,
                    help="videos: tracker name (trajloom_hf.tracking.get_tracker; default auto). synthetic: 'analytic' "
                         "(exact scene geometry, default) or a tracker name to track the rendered frames, as the paper "
@@ -50,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.source == "trajloom-official":
         kwargs = dict(tracks_key=args.tracks_key, visibility_key=args.visibility_key, axis_order=args.axis_order)
+    elif args.source == "tapvid":
+        kwargs = dict(trust_pickle=True) if args.trust_pickle else {}
     elif args.source == "videos":
         kwargs = dict(tracker=args.tracker or "auto")
     elif args.source == "synthetic" and args.tracker not in (None, "analytic"):
@@ -63,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for clip_id, why in manifest["skipped"].items():
         print(f"  skipped {clip_id}: {why}")
     if not any(manifest["counts"].values()):
-        print(f"error: no clip could be built for config {args.config!r} (see the skipped inputs above)")
+        print(f"trajloom: error: no clip could be built for config {args.config!r} (see the skipped inputs above)",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -72,7 +84,7 @@ def build_command(args: argparse.Namespace) -> str:
     """The exact command, every option spelled out (the card records it; defaults may change between versions)."""
     parts = ["trajloom", "bench", args.bench_command]
     for key, value in vars(args).items():
-        if key.startswith("_") or key in ("command", "bench_command") or value is None:
+        if key.startswith("_") or key in ("command", "bench_command", "debug") or value is None or value is False:
             continue
-        parts += [f"--{key.replace('_', '-')}", str(value)]
+        parts += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return shlex.join(parts)

@@ -13,7 +13,8 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", required=True, help="TrajLoomPipeline folder (reported as 'TrajLoom')")
     parser.add_argument("--bench", required=True, help="TrajLoomBench folder")
-    parser.add_argument("--config", default="synthetic")
+    parser.add_argument("--config", default=None, help="bench config (default: the bench's only config; with several, "
+                        "the error lists them)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--baseline", action="append", default=[], metavar="[NAME=]DIR",
                         help="another pipeline folder to score in the same run (repeatable)")
@@ -30,15 +31,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(row '<name> (other clip's frames)'): shows whether a model uses the image")
 
 
-def run(args: argparse.Namespace) -> int:
+def bench_configs(bench) -> list:
+    """The config names of a TrajLoomBench folder (sub-folders of ``data/`` holding Parquet shards)."""
     from pathlib import Path
 
-    from ..evaluation import evaluate_bench, results_markdown
+    data = Path(bench) / "data"
+    return sorted(p.name for p in data.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if data.is_dir() else []
 
+
+def check_arguments(args: argparse.Namespace) -> dict:
+    """Every check that needs no model: run before anything is loaded or scored. Returns ``{name: folder}``."""
+    import os
+    from pathlib import Path
+
+    if not Path(args.bench).is_dir():
+        raise FileNotFoundError(f"`--bench` folder {args.bench!r} does not exist")
+    configs = bench_configs(args.bench)
+    if not configs:
+        raise ValueError(f"`--bench` {args.bench!r} holds no TrajLoomBench config (no data/<config>/*.parquet); "
+                         "build one with `trajloom bench build`")
+    if args.config is None:
+        if len(configs) > 1:
+            raise ValueError(f"`--bench` {args.bench!r} has several configs: pass --config (one of {', '.join(configs)})")
+        args.config = configs[0]
+    elif args.config not in configs:
+        raise ValueError(f"`--config` {args.config!r} is not in {args.bench!r}; its configs: {', '.join(configs)}")
+    for flag, value, low in (("--num-samples", args.num_samples, 1), ("--steps", args.steps, 1), ("--max-clips", args.max_clips, 2)):
+        if value is not None and value < low:
+            raise ValueError(f"`{flag}` must be >= {low}, got {value}")
     pipelines = {"TrajLoom": args.pipeline}
     for item in args.baseline:
         name, _, path = item.rpartition("=")
-        pipelines[name or Path(path).name] = path
+        name = name or Path(path).name
+        if name in pipelines:
+            raise ValueError(f"`--baseline` name {name!r} is used twice (give NAME=DIR)")
+        pipelines[name] = path
+    for name, path in pipelines.items():
+        flag = "--pipeline" if name == "TrajLoom" else "--baseline"
+        if not Path(path).exists():
+            raise FileNotFoundError(f"`{flag}` folder {path!r} does not exist")
+        if not Path(path).is_dir():
+            raise ValueError(f"`{flag}` {path!r} is not a folder (a TrajLoomPipeline save_pretrained folder)")
+        if not Path(path, "model_index.json").is_file():
+            raise FileNotFoundError(f"`{flag}` folder {path!r} has no model_index.json (not a TrajLoomPipeline folder)")
+    # learn now, not after scoring everything, that the results cannot be written
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`--out` {args.out!r} exists and is not a folder")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"`--out` {args.out!r}: cannot write into {str(probe)!r}")
+    for name in ("results.json", "results.md"):
+        if (out / name).exists() and not os.access(out / name, os.W_OK):
+            raise PermissionError(f"`--out` {args.out!r}: {name} exists and is not writable")
+    return pipelines
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    pipelines = check_arguments(args)
+    from ..evaluation import evaluate_bench, results_markdown
+
     results = evaluate_bench(pipelines, args.bench, args.config, args.split, num_samples=args.num_samples,
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
                              max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,

@@ -33,12 +33,17 @@ def run(args: argparse.Namespace) -> int:
     from ..rendering import montage, render_tracks
     from ..video_io import atomic_path, save_png, write_gif, write_video
 
+    # every check before the first file is written
     if args.num_clips < 1:
         raise ValueError(f"`--num-clips` must be >= 1, got {args.num_clips}")
+    if not np.isfinite(args.fps) or args.fps <= 0:
+        raise ValueError(f"`--fps` must be a positive number, got {args.fps}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`--out` {args.out!r} exists and is not a folder")
     cfg = SceneConfig(height=args.height, width=args.width, num_frames=args.frames, stride=args.stride,
-                      camera_motion=args.camera_motion)
+                      camera_motion=args.camera_motion)  # checks every scene setting
+    out.mkdir(parents=True, exist_ok=True)
     for seed in tqdm(range(args.seed, args.seed + args.num_clips), desc="synthetic clips"):
         stem = out / f"clip_{seed:06d}"
         if os.path.exists(f"{stem}_montage.png"):  # written last: the clip is complete

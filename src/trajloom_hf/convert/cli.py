@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--latent-stats and --generator)")
     parser.add_argument("--num-heads", type=int, default=None, help="VAE heads when no --vae-config (default: 64-dim heads)")
     parser.add_argument("--trust-pickle", action="store_true", help="load .pt files with weights_only=False (trusted files only)")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier convert-official output in --out "
+                        "(a folder holding other files is refused)")
 
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
@@ -102,18 +103,29 @@ def convert_official(args: argparse.Namespace):
     return out
 
 
+OUTPUT_NAMES = {"vae", "transformer", "visibility_predictor", "scheduler", "model_index.json"}  # what run() writes
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     import shutil
+    import tempfile
     from pathlib import Path
 
     target = Path(args.out)
-    if target.exists() and any(target.iterdir()) and not args.overwrite:
+    names = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    if names and not set(names) - OUTPUT_NAMES and not args.overwrite:
         raise ValueError(f"`--out` {target} exists and is not empty (pass --overwrite to replace it)")
+    _check_out_folder(target)
     parts = convert_official(args)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # a fresh private folder next to the target (mkdtemp: never one that exists), given the permissions the output
+    # folder has (or a new folder would get), so the rename changes nothing a user set
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (target.stat().st_mode & 0o7777) if target.exists() else 0o777 & ~umask)
+    old = None
     try:
         if args.pipeline:
             from ..pipelines import TrajLoomPipeline
@@ -122,11 +134,33 @@ def run(args: argparse.Namespace) -> int:
         else:
             for name, model in parts.items():
                 model.save_pretrained(tmp / name)
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists():  # an empty folder or an earlier output of this command (checked above)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     for name in sorted(parts):
         print(f"{name}: {target / name}")
     return 0
+
+
+def _check_out_folder(target) -> None:
+    """``--out`` is new, empty, or (checked by the caller with --overwrite) an earlier output; never other files."""
+    import os
+
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"`--out` {target} exists and is not a folder")
+    names = sorted(p.name for p in target.iterdir()) if target.exists() else []
+    foreign = [n for n in names if n not in OUTPUT_NAMES]
+    if foreign:
+        raise ValueError(f"`--out` {target} holds files this command did not write ({', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}); --overwrite replaces only an earlier convert-official "
+                         "output: give a new or empty folder")
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"`--out` {target}: cannot write into {parent}")

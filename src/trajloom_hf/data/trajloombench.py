@@ -36,7 +36,6 @@ import glob
 import hashlib
 import json
 import os
-import pickle
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +51,8 @@ from ..validation import check_frame_size
 SOURCES = ("synthetic", "tapvid", "trajloom-official", "videos")
 SPLITS = ("train", "validation", "test")
 _SPLIT_NAME = re.compile(r"^\w+$")  # datasets split names; no "-", which separates the shard name parts
+_SHARD_NAME = re.compile(r"^\w+-\d{5,}-[0-9a-f]{8}\.parquet$")  # "<split>-<index>-<digest>.parquet" (_flush)
+_CARD_MARK = "pretty_name: TrajLoomBench"  # in the YAML header of every card write_dataset_card writes
 
 
 @dataclass
@@ -72,6 +73,13 @@ class BenchSettings:
 
     def validate(self) -> None:
         check_frame_size(self.height, self.width, self.stride)
+        for name in ("history_frames", "future_frames", "shard_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"`{name}` must be an integer, got {value!r}")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float, np.number)) or not np.isfinite(self.fps) \
+                or self.fps <= 0:
+            raise ValueError(f"`fps` must be a positive finite number, got {self.fps!r}")
         if self.history_frames < 1 or self.future_frames < 0:
             raise ValueError(f"`history_frames` must be >= 1 and `future_frames` >= 0, got {self.history_frames}, {self.future_frames}")
         if self.shard_size < 1:
@@ -171,8 +179,11 @@ def _decode_frames(video) -> np.ndarray:
     return np.stack(frames)
 
 
-def tapvid_source(path: str, settings: BenchSettings) -> Iterator:
+def tapvid_source(path: str, settings: BenchSettings, trust_pickle: bool = False) -> Iterator:
     """TAP-Vid pickles (DAVIS, RoboTAP: ``{name: {...}}``; Kinetics: ``[{...}, ...]``, possibly several files).
+
+    Read with :func:`trajloom_hf.safe_unpickle.load_data_pickle`: only numpy arrays, dicts, lists, strings and
+    numbers load; a file naming any other global (which could run code) is refused unless ``trust_pickle``.
 
     Per video: ``video`` ``[T, H, W, 3]`` uint8 (or a list of JPEG bytes), ``points`` ``[N, T, 2]`` normalised
     ``[0, 1]`` (x, y) in raster convention (pixel ``x`` covers ``[x, x + 1)``, so our pixel centre is
@@ -181,10 +192,13 @@ def tapvid_source(path: str, settings: BenchSettings) -> Iterator:
     files = sorted(glob.glob(os.path.join(path, "*.pkl"))) if os.path.isdir(path) else [path]
     if not files:
         raise FileNotFoundError(f"`input` {path!r} holds no .pkl files")
+    from ..safe_unpickle import UntrustedPickleError, load_data_pickle
+
     for file in files:
         try:
-            with open(file, "rb") as fh:
-                data = pickle.load(fh)  # noqa: S301 (TAP-Vid ships pickles; only open files you trust)
+            data = load_data_pickle(file, trust_pickle=trust_pickle)
+        except UntrustedPickleError:
+            raise  # never skipped quietly: the user must decide whether to trust the file
         except Exception as err:  # corrupt pickle: report and go on
             yield os.path.basename(file), _raiser(SkipClip(f"{file}: not a readable pickle ({err})"))
             continue
@@ -416,15 +430,27 @@ def build_trajloombench(
         raise ValueError(f"`split` must be a split name of letters, digits and '_' (e.g. 'test'), got {split!r}")
     settings = settings or BenchSettings()
     settings.validate()
-    source_kwargs = source_kwargs or {}
+    source_kwargs = dict(source_kwargs or {})
+    if counts is not None:
+        for s, n in counts.items():
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ValueError(f"`counts[{s!r}]` (--num-{s}) must be a non-negative integer, got {n!r}")
     # what a config must keep across re-runs besides the settings (JSON-able options only; captions maps are not)
+    # (trust_pickle says how to read the inputs, not what the clips are: a re-run may change it)
     build_id = {"source": source, "seed": seed if source == "synthetic" else None,
-                "source_options": {k: v for k, v in sorted(source_kwargs.items()) if isinstance(v, (str, int, float, bool, type(None)))}}
+                "source_options": {k: v for k, v in sorted(source_kwargs.items())
+                                   if k != "trust_pickle" and isinstance(v, (str, int, float, bool, type(None)))}}
+    if source != "synthetic":
+        if input_path is None:
+            raise ValueError(f"source {source!r} needs `input_path` (--input)")
+        if not os.path.exists(input_path):
+            raise FileNotFoundError(f"`input` {input_path!r} does not exist")
     out = Path(out_dir)
     cdir = out / "data" / config_name
-    cdir.mkdir(parents=True, exist_ok=True)
+    _check_bench_folder(out, cdir)
     manifest_path = cdir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = _read_manifest(manifest_path)
+    cdir.mkdir(parents=True, exist_ok=True)
     if manifest and manifest.get("settings") != asdict(settings):
         raise ValueError(f"config {config_name!r} in {out_dir!r} was built with other settings {manifest['settings']}; "
                          "use another --config name or delete that folder")
@@ -447,7 +473,7 @@ def build_trajloombench(
             raise ValueError(f"`counts` splits must be in {SPLITS}, got {bad}")
         jobs = []
         for s, n in counts.items():
-            items = list(synthetic_source(s, max(n, 0), settings, seed, **source_kwargs))  # clips are built lazily
+            items = list(synthetic_source(s, n, settings, seed, **source_kwargs))  # clips are built lazily
             have = {cid for shard in manifest["shards"].get(s, []) for cid in shard["clip_ids"]}
             if have - {cid for cid, _ in items}:
                 raise ValueError(f"config {config_name!r} already holds {len(have)} {s!r} clips, more than the {n} asked "
@@ -455,10 +481,6 @@ def build_trajloombench(
             if items:
                 jobs.append((s, items))
     else:
-        if input_path is None:
-            raise ValueError(f"source {source!r} needs `input_path` (--input)")
-        if not os.path.exists(input_path):
-            raise FileNotFoundError(f"`input` {input_path!r} does not exist")
         maker = {"tapvid": tapvid_source, "trajloom-official": trajloom_official_source, "videos": videos_source}[source]
         jobs = [(split, maker(input_path, settings, **source_kwargs))]
 
@@ -513,7 +535,7 @@ def _check_shards(cdir: Path, manifest: dict) -> Dict[str, List[dict]]:
     import pyarrow.parquet as pq
 
     lost: Dict[str, List[dict]] = {}
-    recorded = set()
+    recorded = {"manifest.json"}
     for split, shards in manifest["shards"].items():
         keep = []
         for shard in shards:
@@ -523,10 +545,50 @@ def _check_shards(cdir: Path, manifest: dict) -> Dict[str, List[dict]]:
                 ok = False
             (keep.append(shard), recorded.add(shard["file"])) if ok else lost.setdefault(split, []).append(shard)
         shards[:] = keep
-    for f in list(cdir.glob("*.parquet")) + list(cdir.glob(".*.tmp")):
-        if f.name not in recorded:
+    for f in cdir.iterdir():  # only names this builder writes (_check_bench_folder refused a folder with others)
+        if f.name not in recorded and _written_here(f.name):
             f.unlink()
     return lost
+
+
+def _written_here(name: str) -> bool:
+    """A file name this builder writes into a config folder: its shards, the manifest, their temporary files."""
+    inner = name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+    return inner == "manifest.json" or bool(_SHARD_NAME.match(inner))
+
+
+def _check_bench_folder(out: Path, cdir: Path) -> None:
+    """Refuse an ``out_dir`` whose card or config folder this builder did not write (it rewrites and prunes them)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`out_dir` {str(out)!r} exists and is not a folder")
+    card = out / "README.md"
+    if card.is_file() and _CARD_MARK not in card.read_text(errors="replace"):
+        raise ValueError(f"{str(card)!r} exists and is not a TrajLoomBench dataset card; the build rewrites the card, "
+                         "so give an empty or new folder (or an earlier TrajLoomBench build) as --out")
+    if not cdir.exists():
+        return
+    if not cdir.is_dir():
+        raise ValueError(f"{str(cdir)!r} exists and is not a folder")
+    names = sorted(f.name for f in cdir.iterdir())
+    foreign = [n for n in names if not _written_here(n)]
+    if foreign or (names and "manifest.json" not in names):
+        shown = ", ".join((foreign or names)[:3]) + (" ..." if len(foreign or names) > 3 else "")
+        raise ValueError(f"{str(cdir)!r} holds files no TrajLoomBench build wrote ({shown}); the build prunes that "
+                         "folder, so use another --config name or --out folder")
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(path)!r} is corrupt ({err}); it records the finished shards of this config: restore "
+                         f"it, or delete the folder {str(path.parent)!r} to rebuild the config") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards", {}), dict):
+        raise ValueError(f"{str(path)!r} is not a TrajLoomBench manifest (expected a JSON object with 'shards'); "
+                         f"delete the folder {str(path.parent)!r} to rebuild the config")
+    return manifest
 
 
 def _shard_index(ids: List[str], done: List[dict], lost: List[dict]) -> int:
