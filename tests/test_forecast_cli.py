@@ -183,3 +183,58 @@ def test_a_forged_manifest_cannot_delete_files_outside_the_folder(setup, tmp_pat
                  "--layout", "TN", "--steps", "1", "--out", str(out)]) == 0
     assert victim.read_text() == "keep me"
     assert "../victim.txt" not in json.loads((out / "meta.json").read_text())["files"]
+
+
+def test_a_wide_video_keeps_its_aspect_ratio_and_tracks_come_back_in_its_pixels(setup, tmp_path):
+    """Issue 18: a video of another aspect ratio was squashed to the model frame and the tracks came back only in
+    model pixels. Default (tracked here): centre crop; the tracks also in the video's own pixels."""
+    d, clip = setup
+    wide = np.zeros((12, H, 2 * W, 3), np.uint8)  # the clip in the middle, black sides: a 3:1 video
+    wide[:, :, W // 2 : W // 2 + W] = clip.frames
+    write_video(tmp_path / "wide.mp4", wide, 8)
+    base = ["forecast", str(tmp_path / "wide.mp4"), "--pipeline", str(d / "pipe"), "--steps", "1"]
+    assert main(base + ["--out", str(tmp_path / "crop")]) == 0
+    meta = json.loads((tmp_path / "crop" / "meta.json").read_text())
+    assert meta["frame_fit"]["fit"] == "crop" and meta["frame_fit"]["view_box_xywh"] == [W // 2, 0, W, H]
+    f = np.load(tmp_path / "crop" / "forecast.npz")
+    np.testing.assert_allclose(f["history_tracks_input_px"], f["history_tracks"] + (W // 2, 0), atol=1e-4)
+    np.testing.assert_allclose(f["future_tracks_input_px"], f["future_tracks"] + (W // 2, 0), atol=1e-4)
+    # the cropped view is the clip itself: the tracker follows the clip's own points
+    vis = f["history_visibility"] & clip.visibility[:T]
+    assert np.median(np.linalg.norm(f["history_tracks"] - clip.tracks[:T], axis=-1)[vis]) < 1.0
+    assert main(base + ["--fit", "pad", "--out", str(tmp_path / "pad")]) == 0
+    fit = json.loads((tmp_path / "pad" / "meta.json").read_text())["frame_fit"]
+    assert fit["view_box_xywh"] == [0, -H // 2, 2 * W, 2 * H] and fit["scale_xy"] == [0.5, 0.5]
+    f = np.load(tmp_path / "pad" / "forecast.npz")
+    np.testing.assert_allclose(f["future_tracks_input_px"], (f["future_tracks"] - (0, H // 4)) * 2, atol=1e-4)
+
+
+def test_a_scene_cut_in_the_history_warns_and_start_frame_skips_it(setup, tmp_path):
+    d, clip = setup
+    other = 255 - generate_clip(7, SceneConfig(height=H, width=W, num_frames=12, stride=S)).frames
+    write_video(tmp_path / "cut.mp4", np.concatenate([clip.frames[:5], other]), 8)  # a cut at frame 5
+    base = ["forecast", str(tmp_path / "cut.mp4"), "--pipeline", str(d / "pipe"), "--steps", "1"]
+    with pytest.warns(UserWarning, match=r"scene cut at history frame 5 .*`--start-frame 5`"):
+        assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert [c["history_frame"] for c in meta["history_scene_cuts"]] == [5]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*scene cut.*")
+        assert main(base + ["--start-frame", "5", "--out", str(tmp_path / "b")]) == 0
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    assert meta["start_frame"] == 5 and meta["history_scene_cuts"] == [] and meta["history_track_loss"] == []
+    with pytest.raises(ValueError, match="`video` has 12 frames from `--start-frame` 5, the history needs 13"):
+        main(base + ["--start-frame", "5", "--history-frames", "13", "--out", str(tmp_path / "c")])
+    with pytest.raises(ValueError, match="`--start-frame` must be >= 0"):
+        main(base + ["--start-frame", "-1", "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_text_file_is_not_a_video(setup, tmp_path):
+    d, _ = setup
+    (tmp_path / "notes.txt").write_text("\n".join(f"line {i} of a text file" for i in range(300)))
+    with pytest.raises(ValueError, match="is a text file, not a video"):
+        main(["forecast", str(tmp_path / "notes.txt"), "--pipeline", str(d / "pipe"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

@@ -169,3 +169,25 @@ def test_cotracker_adapter_rejects_wrongly_shaped_predictions():
 
     with pytest.raises(ValueError, match="expected"):
         CoTrackerAdapter(predictor=bad).track(np.zeros((3, 16, 16, 3), np.uint8), np.array([[2.0, 1.0]]))
+
+
+def test_sudden_track_loss_and_scene_cuts():
+    from trajloom_hf.tracking import scene_cuts, sudden_track_loss
+
+    vis = np.ones((8, 20), bool)
+    vis[3:, :3] = False  # a few points lost: no cut
+    vis[5:, 3:16] = False  # 13 of the 17 still visible lost at frame 5: a cut
+    assert sudden_track_loss(vis) == [(5, pytest.approx(13 / 17))]
+    assert sudden_track_loss(vis, min_fraction=0.9) == []
+    few = np.zeros((4, 20), bool)
+    few[:2, :3] = True  # 3 points vanish: too few to say anything
+    assert sudden_track_loss(few) == []
+    with pytest.raises(ValueError, match="`visibility` must be bool"):
+        sudden_track_loss(vis.astype(float))
+    a = generate_clip(0, SceneConfig(height=48, width=64, num_frames=6, stride=16)).frames
+    b = 255 - generate_clip(1, SceneConfig(height=48, width=64, num_frames=6, stride=16)).frames
+    cuts = scene_cuts(np.concatenate([a[:4], b[:4]]))
+    assert [t for t, _ in cuts] == [4] and cuts[0][1] > 0.25
+    assert scene_cuts(a) == []
+    with pytest.raises(ValueError, match="`threshold`"):
+        scene_cuts(a, threshold=0)

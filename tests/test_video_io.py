@@ -112,3 +112,59 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
             Path(tmp).write_text("partial")
             raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+
+
+def test_text_and_streamless_files_are_not_videos(tmp_path):
+    """Issue 18: FFmpeg's tty demuxer renders any .txt as 'video'; such a file, or one without a video stream,
+    must be refused with a reason."""
+    import av
+
+    text = "\n".join(f"line {i}: this is a text file, not footage" for i in range(200))
+    (tmp_path / "notes.txt").write_text(text)
+    with pytest.raises(ValueError, match="is a text file, not a video.*'tty'"):
+        vio.read_video(tmp_path / "notes.txt")
+    (tmp_path / "notes.mp4").write_text(text)  # renamed: not decodable at all
+    with pytest.raises(ValueError, match="could not be decoded as a video"):
+        vio.read_video(tmp_path / "notes.mp4")
+    with av.open(str(tmp_path / "sound.m4a"), "w") as c:  # a real container holding audio only
+        stream = c.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            c.mux(packet)
+    with pytest.raises(ValueError, match="has no video stream \\(streams: audio"):
+        vio.read_video(tmp_path / "sound.m4a")
+    with pytest.raises(ValueError, match="no video stream"):
+        vio.decode_mp4_bytes((tmp_path / "sound.m4a").read_bytes())
+
+
+@pytest.mark.parametrize("mode, box", [("crop", (48, 0, 96, 64)), ("pad", (0, -32, 192, 128)),
+                                       ("stretch", (0, 0, 192, 64))])
+def test_frame_fit_boxes_and_pixel_transform(mode, box):
+    fit = vio.FrameFit((64, 192), (64, 96), mode)  # a 3:1 video into a 3:2 model frame
+    assert fit.box == box
+    pts = np.array([[60.0, 10.0], [100.5, 40.25]], np.float32)
+    np.testing.assert_allclose(fit.to_input(fit.to_output(pts)), pts, atol=1e-4)
+    np.testing.assert_allclose(fit.to_output(pts), (pts - box[:2]) * np.array([96 / box[2], 64 / box[3]]), atol=1e-5)
+    d = fit.to_dict()
+    assert d["fit"] == mode and d["view_box_xywh"] == list(box)
+    np.testing.assert_allclose(np.asarray(d["scale_xy"]) * pts + d["offset_xy"], fit.to_output(pts), atol=1e-4)
+    # content lands where the transform says: a bright square at input (120, 30) in a dark frame
+    frames = np.zeros((1, 64, 192, 3), np.uint8)
+    frames[0, 26:35, 116:125] = 255
+    out = fit.apply(frames)
+    assert out.shape == (1, 64, 96, 3)
+    ys, xs = np.nonzero(out[0, ..., 0] > 128)
+    np.testing.assert_allclose([xs.mean(), ys.mean()], fit.to_output([120.0, 30.0]), atol=1.0)
+    if mode == "pad":
+        assert (out[0, :14] == 0).all() and (out[0, -14:] == 0).all()  # the black bars
+    assert vio.FrameFit((128, 64), (64, 96), "crop").box == (0, 42, 64, 43)  # a tall input: top and bottom cut
+
+
+def test_frame_fit_bad_arguments():
+    with pytest.raises(ValueError, match="`mode`"):
+        vio.FrameFit((64, 96), (64, 96), "zoom")
+    with pytest.raises(ValueError, match="positive"):
+        vio.FrameFit((0, 96), (64, 96))
+    with pytest.raises(ValueError, match="`frames` must be 64x192"):
+        vio.FrameFit((64, 192), (64, 96)).apply(np.zeros((1, 64, 96, 3), np.uint8))

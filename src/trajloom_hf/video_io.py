@@ -69,8 +69,28 @@ def _check_fps(fps) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def _decode(container, max_frames: Optional[int], start: int) -> Tuple[np.ndarray, float]:
+# FFmpeg renders text files as "video" (the tty/ANSI-art demuxers pick .txt, .ans, .nfo, ... by extension), and
+# treats a lone picture as a one-frame stream: neither is footage to forecast from.
+_TEXT_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
+_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
+
+
+def _video_stream(container):
+    """The first video stream of an open PyAV container, or ``ValueError`` when there is no real one."""
+    fmt = getattr(container.format, "name", "") or ""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise ValueError(f"it has no video stream (streams: {', '.join(kinds)}; container format {fmt!r})")
     stream = container.streams.video[0]
+    codec = getattr(stream.codec_context, "name", "") or ""
+    if set(fmt.split(",")) & _TEXT_FORMATS or codec in _TEXT_CODECS:
+        raise ValueError(f"it is a text file, not a video (FFmpeg would render the text as pictures: container "
+                         f"format {fmt!r}, codec {codec!r})")
+    return stream
+
+
+def _decode(container, max_frames: Optional[int], start: int) -> Tuple[np.ndarray, float]:
+    stream = _video_stream(container)
     fps = float(stream.average_rate) if stream.average_rate else 0.0
     out = []
     for i, frame in enumerate(container.decode(stream)):
@@ -88,6 +108,9 @@ def read_video(
     path: PathLike, *, max_frames: Optional[int] = None, start: int = 0, resize_hw: Optional[Tuple[int, int]] = None
 ) -> Tuple[np.ndarray, float]:
     """Decode a video file to ``(frames [T, H, W, 3] uint8 RGB, fps)``.
+
+    Refuses (``ValueError``) files that are not footage: no video stream, or text that FFmpeg would render as
+    pictures (its tty demuxer reads any ``.txt``).
 
     Args:
         path: video file (anything FFmpeg reads: mp4, avi, webm, ...).
@@ -200,3 +223,80 @@ def resize_video(frames, height: int, width: int) -> np.ndarray:
         return frames
     interp = cv2.INTER_AREA if height * width < h * w else cv2.INTER_LINEAR
     return np.stack([cv2.resize(f, (width, height), interpolation=interp) for f in frames])
+
+
+FIT_MODES = ("crop", "pad", "stretch")
+
+
+class FrameFit:
+    """How frames of one size are fitted to another (the model's), and the pixel transform that goes with it.
+
+    A *view box* ``(x0, y0, width, height)`` in input pixels is resampled to the output frame: ``"crop"`` keeps the
+    aspect ratio and cuts the centre (the box lies inside the input), ``"pad"`` keeps the aspect ratio and adds black
+    bars (the box extends past the input), ``"stretch"`` maps the whole frame (aspect ratio changes). Coordinates
+    follow the package's convention (``x / W`` is what a model sees, :func:`trajloom_hf.encoding.normalize_tracks`):
+    ``output = (input - (x0, y0)) * (out_w / width, out_h / height)``.
+
+    Args:
+        input_hw: ``(H, W)`` of the input frames; output_hw: ``(h, w)`` of the output frames; mode: one of
+            :data:`FIT_MODES`.
+    """
+
+    def __init__(self, input_hw: Tuple[int, int], output_hw: Tuple[int, int], mode: str = "crop"):
+        if mode not in FIT_MODES:
+            raise ValueError(f"`mode` must be one of {FIT_MODES}, got {mode!r}")
+        (H, W), (h, w) = (int(v) for v in input_hw), (int(v) for v in output_hw)
+        if min(H, W, h, w) < 1:
+            raise ValueError(f"frame sizes must be positive, got input {H}x{W}, output {h}x{w}")
+        self.input_hw, self.output_hw, self.mode = (H, W), (h, w), mode
+        wider = W * h > w * H  # the input is wider than the output's aspect ratio
+        if mode == "stretch":
+            box = (0, 0, W, H)
+        elif (mode == "crop") == wider:  # crop a wide input's sides / pad a tall input's sides
+            bw = min(W, round(H * w / h)) if mode == "crop" else max(W, round(H * w / h))
+            box = ((W - bw) // 2, 0, bw, H)
+        else:  # crop a tall input's top and bottom / pad a wide input's top and bottom
+            bh = min(H, round(W * h / w)) if mode == "crop" else max(H, round(W * h / w))
+            box = (0, (H - bh) // 2, W, bh)
+        self.box = tuple(int(v) for v in box)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """``(sx, sy)``: output pixels per input pixel."""
+        return np.array([self.output_hw[1] / self.box[2], self.output_hw[0] / self.box[3]], np.float64)
+
+    @property
+    def offset(self) -> np.ndarray:
+        """``(bx, by)`` of ``output = input * scale + offset``."""
+        return -np.array(self.box[:2], np.float64) * self.scale
+
+    def to_output(self, xy) -> np.ndarray:
+        """Input pixels ``[..., 2]`` (x, y) -> output pixels (float32)."""
+        return (np.asarray(xy, np.float64) * self.scale + self.offset).astype(np.float32)
+
+    def to_input(self, xy) -> np.ndarray:
+        """Output pixels ``[..., 2]`` (x, y) -> input pixels (float32)."""
+        return ((np.asarray(xy, np.float64) - self.offset) / self.scale).astype(np.float32)
+
+    def apply(self, frames, output_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """Resample the view box of ``frames [T, H, W, 3]`` to the output size (or to ``output_hw``, e.g. a video
+        generator's frame: the same view at another resolution); areas outside the input are black."""
+        frames = _as_uint8_frames(frames)
+        if tuple(frames.shape[1:3]) != self.input_hw:
+            raise ValueError(f"`frames` must be {self.input_hw[0]}x{self.input_hw[1]}, got "
+                             f"{frames.shape[1]}x{frames.shape[2]}")
+        x0, y0, bw, bh = self.box
+        H, W = self.input_hw
+        pad = ((0, 0), (max(0, -y0), max(0, y0 + bh - H)), (max(0, -x0), max(0, x0 + bw - W)), (0, 0))
+        if any(p != (0, 0) for p in pad):
+            frames = np.pad(frames, pad)
+        x0, y0 = x0 + pad[2][0], y0 + pad[1][0]
+        view = frames[:, y0 : y0 + bh, x0 : x0 + bw]
+        return resize_video(view, *(output_hw or self.output_hw))
+
+    def to_dict(self) -> dict:
+        """What ``meta.json`` records: ``output = input * scale + offset`` and the view box."""
+        return {"fit": self.mode, "input_size": list(self.input_hw), "output_size": list(self.output_hw),
+                "view_box_xywh": list(self.box), "scale_xy": [float(v) for v in self.scale],
+                "offset_xy": [float(v) + 0.0 for v in self.offset],
+                "formula": "output_px = input_px * scale_xy + offset_xy"}

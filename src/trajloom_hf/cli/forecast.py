@@ -3,9 +3,14 @@
     trajloom forecast clip.mp4 --pipeline out/pipeline --num-samples 3 --out forecast/
     trajloom forecast clip.mp4 --pipeline out/pipeline --tracks clip.npz --out f/ --official-layout
 
-The history is the first ``--history-frames`` frames (default: the pipeline's VAE segment length; if longer, the
-pipeline uses its last ``vae.config.num_frames``), resized to the pipeline's frame size. Without ``--tracks`` the
-history is tracked with the embedded tracker (:func:`trajloom_hf.tracking.get_tracker`) on the pipeline's query grid.
+The history is ``--history-frames`` frames from ``--start-frame`` (default: the pipeline's VAE segment length from
+frame 0; if longer, the pipeline uses its last ``vae.config.num_frames``), fitted to the pipeline's frame size by
+``--fit``: ``crop`` (default when the video is tracked here) keeps the aspect ratio and cuts the centre, ``pad``
+keeps it and adds black bars, ``stretch`` (default with ``--tracks``) resizes the whole frame
+(:class:`trajloom_hf.video_io.FrameFit`). Without ``--tracks`` the history is tracked with the embedded tracker
+(:func:`trajloom_hf.tracking.get_tracker`) on the pipeline's query grid; a history in which most tracks are lost at
+one frame, or whose picture changes at once (a scene cut), gives a warning that names the frame to start from
+(:func:`trajloom_hf.tracking.scene_cuts`, :func:`trajloom_hf.tracking.sudden_track_loss`).
 
 Track files (reference §1.1): official TrajLoomDatasets ``.npz`` files hold ``[N, T, 2]`` pixel tracks and ``[N, T]``
 visibility; ``--layout``, ``--axis-order``, ``--tracks-key`` / ``--visibility-key`` say how to read other files (no
@@ -14,7 +19,9 @@ frames (``x * W_pipe / W_tracks``, consistent with the ``2 x / W - 1`` normalisa
 frame 0 must sit on the pipeline's query grid (official tracks are queried there), which catches a wrong layout,
 axis order or frame size. If the file holds frames after the history, they are the ground-truth future.
 
-Writes ``forecast.npz`` (future tracks ``[S, T_f, N, 2]`` px, visibility, probabilities, history), ``meta.json``,
+Writes ``forecast.npz`` (future tracks ``[S, T_f, N, 2]`` px of the pipeline frame, visibility, probabilities,
+history; the same tracks in the input video's pixels as ``future_tracks_input_px`` / ``history_tracks_input_px``,
+``input = (pipeline - offset_xy) / scale_xy`` with ``meta.json["frame_fit"]``), ``meta.json``,
 ``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame) and a PNG montage;
 ``--official-layout`` also writes ``official/`` (``pred_tracks.npy``, ``pred_visibility.npy``,
 ``pred_visibility_prob.npy``, ``query_xy.npy``, ``grid_idx.npy``, ``gt_tracks.npy`` + ``gt_visibility.npy`` when
@@ -67,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--caption", default=None, help="caption for text conditioning (needs a text encoder; "
                         "default: the empty caption)")
     parser.add_argument("--history-frames", type=int, default=None, help="default: the pipeline's VAE num_frames")
+    parser.add_argument("--start-frame", type=int, default=0, help="first video frame of the history (default 0; "
+                        "e.g. the frame after a scene cut); with --tracks, the file's frame 0 is this frame")
+    parser.add_argument("--fit", default=None, choices=["crop", "pad", "stretch"],
+                        help="how the video is fitted to the pipeline's frame size: crop = keep the aspect ratio and "
+                        "cut the centre (default when the video is tracked here), pad = keep it and add black bars, "
+                        "stretch = resize the whole frame (default with --tracks: track files are queried on a grid "
+                        "over the whole frame). Tracks also come back in the video's pixels (*_input_px in "
+                        "forecast.npz; the transform in meta.json frame_fit)")
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
@@ -93,6 +108,7 @@ def output_names(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     import os
+    import warnings
     from pathlib import Path
 
     import numpy as np
@@ -104,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.pipeline_trajloom import check_pipeline_folder
     from ..rendering import montage, render_forecast
     from ..track_files import check_query_alignment, read_track_file, write_official_layout
-    from ..video_io import read_video, resize_video, save_png, write_gif, write_video
+    from ..tracking import scene_cuts, sudden_track_loss
+    from ..video_io import FrameFit, read_video, save_png, write_gif, write_video
 
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps)):
         if value < 1:
@@ -113,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"`--history-frames` must be >= 1, got {args.history_frames}")
     if args.fps <= 0:
         raise ValueError(f"`--fps` must be positive, got {args.fps}")
+    if args.start_frame < 0:
+        raise ValueError(f"`--start-frame` must be >= 0, got {args.start_frame}")
+    fit_mode = args.fit or ("stretch" if args.tracks else "crop")
     out_folder = OutputFolder(args.out, manifest="meta.json", owner=OWNER)
     out_folder.check(output_names(args))
     if not Path(args.video).is_file():
@@ -130,11 +150,18 @@ def run(args: argparse.Namespace) -> int:
     t_h = args.history_frames or pipe.history_frames
     if t_h < pipe.history_frames:
         raise ValueError(f"`--history-frames` {t_h} is shorter than the pipeline's {pipe.history_frames} (vae num_frames)")
-    frames, fps_in = read_video(args.video, max_frames=t_h)
-    if frames.shape[0] < t_h:
-        raise ValueError(f"`video` has {frames.shape[0]} frames, the history needs {t_h}")
-    src_h, src_w = frames.shape[1:3]
-    frames = resize_video(frames, h, w)
+    try:
+        frames_in, fps_in = read_video(args.video, max_frames=t_h, start=args.start_frame)
+    except ValueError as err:
+        if args.start_frame and "at or after frame" in str(err):
+            raise ValueError(f"`video` has no frames at or after `--start-frame` {args.start_frame}") from None
+        raise
+    if frames_in.shape[0] < t_h:
+        raise ValueError(f"`video` has {frames_in.shape[0]} frames" + (f" from `--start-frame` {args.start_frame}"
+                         if args.start_frame else "") + f", the history needs {t_h}")
+    src_h, src_w = frames_in.shape[1:3]
+    fit = FrameFit((src_h, src_w), (h, w), fit_mode)  # video pixels <-> pipeline pixels
+    frames = fit.apply(frames_in)
     query = pipe.query_grid()
 
     gt = gt_vis = None
@@ -147,14 +174,14 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"`--tracks` has N={tracks.shape[1]} points; the pipeline's "
                              f"{pipe.vae.grid_hw[0]}x{pipe.vae.grid_hw[1]} grid has N={len(query)}")
         tr_h, tr_w = args.tracks_size or (src_h, src_w)
-        # pixels of the tracks' frame -> pixels of the pipeline frame; x / W is what the model sees (2x/W - 1)
-        tracks = tracks * np.array([w / tr_w, h / tr_h], np.float32)
+        # pixels of the tracks' frame -> of the video -> of the pipeline frame (as the frames are fitted)
+        tracks = fit.to_output(tracks * np.array([src_w / tr_w, src_h / tr_h], np.float32))
         if not args.no_grid_check:
             try:
                 check_query_alignment(tracks, vis & in_frame(tracks, h, w), query, stride, name="--tracks")
             except ValueError as err:
-                raise ValueError(f"{err} (--tracks-size {tr_h}x{tr_w}, the video is {src_h}x{src_w}; "
-                                 f"--no-grid-check skips this test)") from None
+                raise ValueError(f"{err} (--tracks-size {tr_h}x{tr_w}, the video is {src_h}x{src_w}, --fit "
+                                 f"{fit_mode}; --no-grid-check skips this test)") from None
         if tracks.shape[0] > t_h:  # frames after the history: the ground-truth future
             gt, gt_vis = tracks[t_h:], vis[t_h:] & in_frame(tracks[t_h:], h, w)
         tracks, vis, source = tracks[:t_h], vis[:t_h], f"file {os.path.abspath(args.tracks)}"
@@ -168,7 +195,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"`--tracker`: {err}") from None
         tracks, vis = tracker.track(frames, query)
         source = f"tracker {getattr(tracker, 'name', type(tracker).__name__)}"
-    video = frames if pipe.video_vae is not None else None
+    cuts, losses = scene_cuts(frames), sudden_track_loss(vis)
+    breaks = sorted({t for t, _ in cuts} | {t for t, _ in losses})
+    if breaks:
+        what = [f"frame {t} (video frame {args.start_frame + t}): " + ", ".join(
+            [f"the picture changes by {c:.2f} (colour histogram)" for u, c in cuts if u == t]
+            + [f"{100 * f:.0f}% of the tracked points are lost at once" for u, f in losses if u == t]) for t in breaks]
+        warnings.warn(f"the history looks like it holds a scene cut at history {'; '.join(what)}. A forecast from "
+                      f"tracks across a cut follows no real motion; forecast from after it with "
+                      f"`--start-frame {args.start_frame + breaks[-1]}`.", UserWarning, stacklevel=2)
+    video = frames if (pipe.video_vae is not None or getattr(pipe, "frame_encoder", None) is not None) else None
     out = pipe(tracks, vis, video=video, prompt=args.caption, num_samples=args.num_samples,
                num_inference_steps=args.steps, solver=args.solver,
                generator=[torch.Generator().manual_seed(args.seed)])
@@ -178,11 +214,13 @@ def run(args: argparse.Namespace) -> int:
 
     with out_folder.staging() as tmp:
         arrays = dict(future_tracks=fut, future_visibility=fvis, history_tracks=tracks, history_visibility=vis,
-                      query_xy=query)
+                      query_xy=query, future_tracks_input_px=fit.to_input(fut),
+                      history_tracks_input_px=fit.to_input(tracks))
         if prob is not None:
             arrays["future_visibility_prob"] = prob
         if gt is not None:
-            arrays.update(gt_future_tracks=gt[:t_f], gt_future_visibility=gt_vis[:t_f])
+            arrays.update(gt_future_tracks=gt[:t_f], gt_future_visibility=gt_vis[:t_f],
+                          gt_future_tracks_input_px=fit.to_input(gt[:t_f]))
         np.savez_compressed(tmp / "forecast.npz", **arrays)
         meta = dict(video=os.path.abspath(args.video), pipeline=os.path.abspath(args.pipeline), height=h, width=w,
                     source_size=[src_h, src_w], fps=fps_in, history_frames=t_h, future_frames=t_f,
@@ -190,7 +228,10 @@ def run(args: argparse.Namespace) -> int:
                     caption=args.caption, history_tracks_from=source, grid_stride=stride,
                     grid_origin=pipe.vae.config.grid_origin, num_points=int(len(query)), device=str(device),
                     dtype=args.dtype, video_conditioning=video is not None,
-                    tracks_size=None if not args.tracks else list(args.tracks_size or (src_h, src_w)))
+                    tracks_size=None if not args.tracks else list(args.tracks_size or (src_h, src_w)),
+                    start_frame=args.start_frame, frame_fit=fit.to_dict(),
+                    history_scene_cuts=[{"history_frame": t, "histogram_change": round(c, 4)} for t, c in cuts],
+                    history_track_loss=[{"history_frame": t, "lost_fraction": round(f, 4)} for t, f in losses])
         rendered = render_forecast(frames, tracks, vis, fut, fvis, labels=[f"sample {k + 1}" for k in range(len(fut))],
                                    history_stride=max(1, t_h // 40))
         write_video(tmp / "forecast.mp4", rendered, args.fps)
