@@ -1,5 +1,6 @@
 # The two commands of the README. Both create .venv when it is missing and install the project from its own files:
-# torch==2.13.0 first (an unpinned torch would pull a multi-GB CUDA build), then the package with its test extra.
+# torch==2.13.0 first (an unpinned torch would pull a multi-GB CUDA build), then the package with its test, video and
+# physics extras (MuJoCo renders headless through the system's Mesa EGL: apt-get install libegl1 libgl1-mesa-dri).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,video]"
+	$(PY) -m pip install --quiet -e ".[test,video,physics]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,8 @@
 """``trajloom bench build``: build (or resume) one config of TrajLoomBench as Parquet shards + a dataset card.
 
     trajloom bench build --source synthetic --out trajloombench --config synthetic --num-train 64 --num-test 16
+    trajloom bench build --source physics --out trajloombench --config physics --height 96 --width 160 --stride 16
+    trajloom bench build --source physics --camera moving --tracker optical_flow --out trajloombench --config physics_camera
     trajloom bench build --source tapvid --input tapvid_davis.pkl --out trajloombench --config davis \
         --history-frames 24 --future-frames 24
     trajloom bench build --source trajloom-official --input kubric_alltracker_s32/ --out trajloombench --config kubric
@@ -17,16 +19,17 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="build or resume a config", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--source", required=True, choices=["synthetic", "tapvid", "trajloom-official", "videos"])
+    b.add_argument("--source", required=True, choices=["synthetic", "physics", "tapvid", "trajloom-official", "videos"])
     b.add_argument("--out", required=True, help="dataset folder")
     b.add_argument("--config", required=True, help="config name (a folder under data/)")
-    b.add_argument("--input", default=None, help="input file/folder (all sources but synthetic)")
+    b.add_argument("--input", default=None, help="input file/folder (all sources but synthetic and physics)")
     b.add_argument("--split", default="test", help="split for non-synthetic sources")
     b.add_argument("--num-train", type=int, default=64)
     b.add_argument("--num-validation", type=int, default=8)
@@ -38,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--stride", type=int, default=32)
     b.add_argument("--fps", type=float, default=16.0)
     b.add_argument("--shard-size", type=int, default=32)
-    b.add_argument("--seed", type=int, default=0, help="first synthetic seed")
+    b.add_argument("--seed", type=int, default=0, help="first synthetic/physics seed")
+    b.add_argument("--camera", default=None, choices=["static", "moving"],
+                   help="physics: a static camera (MOVi-A, default) or a moving one (MOVi-E style)")
     b.add_argument("--tracks-key", default=None, help="trajloom-official: npz key of the [N, T, 2] tracks")
     b.add_argument("--visibility-key", default=None, help="trajloom-official: npz key of the [N, T] visibility")
     b.add_argument("--axis-order", default="xy", choices=["xy", "yx"], help="trajloom-official: order of the last dim")
@@ -48,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--tracker", default=None,
                    help="videos: tracker name (trajloom_hf.tracking.get_tracker; default auto). synthetic: 'analytic' "
                         "(exact scene geometry, default) or a tracker name to track the rendered frames, as the paper "
-                        "does for all data (§4.1.2)")
+                        "does for all data (§4.1.2). physics: 'exact' (simulated geometry, default) or a tracker name")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,11 +70,24 @@ def run(args: argparse.Namespace) -> int:
         kwargs = dict(tracker=args.tracker or "auto")
     elif args.source == "synthetic" and args.tracker not in (None, "analytic"):
         kwargs = dict(tracks=args.tracker)  # analytic stays the implicit default (benches built before keep resuming)
-    manifest = build_trajloombench(
-        args.source, args.out, args.config, settings=settings, split=args.split,
-        counts={"train": args.num_train, "validation": args.num_validation, "test": args.num_test},
-        input_path=args.input, seed=args.seed, source_kwargs=kwargs, command=build_command(args),
-    )
+    elif args.source == "physics":
+        kwargs = {"camera": args.camera or "static"}
+        if args.tracker not in (None, "exact"):
+            kwargs["tracks"] = args.tracker
+    if args.camera is not None and args.source != "physics":
+        print(f"trajloom bench: error: --camera is an option of --source physics, not of {args.source!r}", file=sys.stderr)
+        return 2
+    from ..data.physics.gl import GLUnavailableError
+
+    try:
+        manifest = build_trajloombench(
+            args.source, args.out, args.config, settings=settings, split=args.split,
+            counts={"train": args.num_train, "validation": args.num_validation, "test": args.num_test},
+            input_path=args.input, seed=args.seed, source_kwargs=kwargs, command=build_command(args),
+        )
+    except GLUnavailableError as err:  # nothing was written: say what to install
+        print(f"trajloom bench: error: {err}", file=sys.stderr)
+        return 1
     print(f"{args.out}: config {args.config!r} " + ", ".join(f"{k}={v}" for k, v in manifest["counts"].items()) + " clips")
     for clip_id, why in manifest["skipped"].items():
         print(f"  skipped {clip_id}: {why}")

@@ -48,7 +48,8 @@ from ..encoding import in_frame, make_query_grid
 from ..tracking import TRACKER_NAMES
 from ..validation import check_frame_size
 
-SOURCES = ("synthetic", "tapvid", "trajloom-official", "videos")
+SOURCES = ("synthetic", "physics", "tapvid", "trajloom-official", "videos")
+GENERATED = ("synthetic", "physics")  # sources drawn from seeds, with clip counts per split
 SPLITS = ("train", "validation", "test")
 _SPLIT_NAME = re.compile(r"^\w+$")  # datasets split names; no "-", which separates the shard name parts
 _SHARD_NAME = re.compile(r"^\w+-\d{5,}-[0-9a-f]{8}\.parquet$")  # "<split>-<index>-<digest>.parquet" (_flush)
@@ -168,6 +169,54 @@ def synthetic_source(split: str, count: int, settings: BenchSettings, seed: int 
                 xy, vis = get_tracker(tracks).track(c.frames, c.query_xy)
             return Clip(f"synthetic-{s:08d}", c.frames, xy, vis, c.query_xy, c.caption, "synthetic", settings.stride)
         yield f"synthetic-{s:08d}", build
+
+
+def physics_scene_config(settings: BenchSettings, camera: str = "static"):
+    """The :class:`~trajloom_hf.data.physics.PhysicsSceneConfig` a physics config is built with (frame rate = ``fps``)."""
+    from .physics import PhysicsSceneConfig
+
+    return PhysicsSceneConfig(height=settings.height, width=settings.width, num_frames=settings.num_frames,
+                              stride=settings.stride, fps=settings.fps, camera=camera)
+
+
+def physics_source(split: str, count: int, settings: BenchSettings, seed: int = 0, camera: str = "static",
+                   tracks: str = "exact") -> Iterator:
+    """MuJoCo-simulated MOVi-A-like clips (:mod:`trajloom_hf.data.physics`), seeds per split as :func:`synthetic_source`.
+
+    ``camera="static"`` (MOVi-A) or ``"moving"`` (MOVi-E style). ``tracks="exact"`` stores the simulated geometry's
+    tracks; a tracker name tracks the rendered frames instead (the paper's protocol, §4.1.2).
+    """
+    from .physics import generate_physics_clip
+
+    if tracks != "exact" and tracks not in TRACKER_NAMES:
+        raise ValueError(f"`tracks` must be 'exact' or one of {TRACKER_NAMES}, got {tracks!r}")
+    cfg = physics_scene_config(settings, camera)
+    base = seed + {"train": 0, "validation": 1_000_000, "test": 2_000_000}[split]
+    for s in range(base, base + count):
+        def build(s=s):
+            c = generate_physics_clip(s, cfg)
+            xy, vis = c.tracks, c.visibility
+            if tracks != "exact":
+                from ..tracking import get_tracker
+
+                xy, vis = get_tracker(tracks).track(c.frames, c.query_xy)
+            return Clip(f"physics-{s:08d}", c.frames, xy, vis, c.query_xy, c.caption, "physics", settings.stride)
+        yield f"physics-{s:08d}", build
+
+
+def _physics_generator(settings: BenchSettings, camera: str) -> dict:
+    """The generator's description for the manifest and card (JSON values; sizes and frames are in the settings)."""
+    from dataclasses import fields
+
+    from .physics import MATERIAL_PARAMS
+    from .physics.scene import FLOOR_PARAMS, GRAVITY, SAMPLING
+
+    cfg = physics_scene_config(settings, camera)
+    skip = {"height", "width", "num_frames", "stride", "render"}
+    out = {"config": {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip},
+           "substeps": cfg.substeps, "timestep": 1.0 / (cfg.fps * cfg.substeps), "floor_half_size": cfg.floor_half_size,
+           "gravity": GRAVITY, "material_params": MATERIAL_PARAMS, "floor": FLOOR_PARAMS, "sampling": SAMPLING}
+    return json.loads(json.dumps(out))
 
 
 def _decode_frames(video) -> np.ndarray:
@@ -377,25 +426,78 @@ def write_dataset_card(out_dir: Path) -> None:
         s = m.get("settings", {})
         opts = m.get("source_options") or {}
         origin = ""
-        if m.get("source") == "synthetic":
-            how = opts.get("tracks", "analytic")
-            origin = (" Tracks: exact scene geometry." if how == "analytic" else
+        if m.get("source") in GENERATED:
+            how = opts.get("tracks", "analytic" if m.get("source") == "synthetic" else "exact")
+            origin = (" Tracks: exact scene geometry." if how in ("analytic", "exact") else
                       f" Tracks: the `{how}` tracker run on the rendered frames (as the paper does for all data).")
         body.append(f"* `{name}` (source `{m.get('source', '?')}`): {counts} clips; {s.get('height')}x{s.get('width')} px, "
                     f"{s.get('history_frames')} history + {s.get('future_frames')} future frames, stride {s.get('stride')}. "
                     f"Built with `{m.get('command', '')}`.{origin}")
+        if m.get("source") == "physics":
+            body += _physics_card(name, m)
         if m.get("skipped"):
             body.append(f"  {len(m['skipped'])} inputs were skipped (see `data/{name}/manifest.json`).")
     body += ["", "## Usage", "", "```python", "from datasets import load_dataset",
              f"ds = load_dataset(\"path/to/{out_dir.name}\", \"{configs[0][0] if configs else 'synthetic'}\", split=\"test\").with_format(\"numpy\")",
              "tracks, visibility = ds[0][\"tracks\"], ds[0][\"visibility\"]", "```", "",
              "## Limitations", "",
-             "Synthetic clips are procedural 2-D scenes (affine motions, no 3-D effects); tracks of real videos come "
+             "Synthetic clips are procedural 2-D scenes (affine motions, no 3-D effects). Physics clips are untextured "
+             "rigid primitives on a flat floor under one light (MOVi-A's level of realism, not Kubric's path tracing); "
+             "their exact tracks have none of a tracker's jitter. Tracks of real videos come "
              "from a tracker and inherit its errors. TAP-Vid clips are sparse and usually shorter than the default "
              "horizon (build them with smaller `--history-frames/--future-frames`); their `query_xy` is each annotated "
              "point's position at frame 0, where it may be occluded (`visibility[0]` False). Only the first "
              "`history_frames + future_frames` frames of each input video are used.", ""]
     _atomic_text(out_dir / "README.md", "\n".join(lines + body))
+
+
+def _physics_card(name: str, m: dict) -> List[str]:
+    """The generator of a physics config in words and numbers, enough to rebuild it bit for bit."""
+    gen, st = m.get("generator", {}), m.get("settings", {})
+    if not gen:
+        return []
+    g = {**gen, **gen["config"]}
+    mats = g["material_params"]
+    smp = g["sampling"]
+    rng = lambda v, unit="": f"{v[0]:g}-{v[1]:g}{unit}"  # noqa: E731
+    seed = m.get("seed", 0)
+    lines = ["", f"  **Generator of `{name}`** (`trajloom_hf.data.physics`, MuJoCo rigid-body physics, MOVi-A-like"
+             f"{'; moving camera, MOVi-E style' if g['camera'] == 'moving' else ''}):", "",
+             f"  * physics: MuJoCo, gravity {g['gravity']:g} m/s^2, time step {g['timestep']:.6g} s "
+             f"({g['substeps']} steps per frame at {g['fps']:g} frames per simulated second); frame 0 is the initial state;",
+             f"  * objects: {rng(g['num_objects'])} per clip (uniform), shapes {', '.join(g['shapes'])}, materials "
+             f"{', '.join(g['materials'])}, each drawn uniformly; half extent {rng(g['object_size'], ' m')} (cube half side, "
+             f"sphere radius, cylinder radius with half height {rng(smp['cylinder_height'])} x radius); colour HSV with "
+             f"uniform hue, saturation {rng(smp['colour_saturation'])}, value {rng(smp['colour_value'])};",
+             *[f"  * {k}: friction {v['friction']:g}, solref ({v['solref'][0]:g} s, damping ratio {v['solref'][1]:g}), density "
+               f"{v['density']:g} kg/m^3, specular {v['specular']:g}, shininess {v['shininess']:g}" for k, v in mats.items()],
+             f"  * start: centres uniform over [-{g['spawn_extent']:g}, {g['spawn_extent']:g}]^2 m, lowest point "
+             f"{rng(g['spawn_height'], ' m')} above the floor, no overlap (bounding spheres {smp['min_gap']:g} m apart, 50 tries, "
+             f"else the object is left out); uniformly random orientation; horizontal velocity uniform in "
+             f"[-{g['max_speed']:g}, {g['max_speed']:g}] m/s minus {smp['centre_pull']:g}/s x start position (thrown back "
+             f"towards the centre), vertical {rng(smp['vertical_speed'], ' m/s')} up, angular uniform in "
+             f"[-{smp['angular_speed']:g}, {smp['angular_speed']:g}] rad/s per body axis;",
+             f"  * floor: grey plane z = 0, half side {g['floor_half_size']:.4g} m, friction {g['floor']['friction']:g} "
+             f"(a contact takes the larger friction and the object's solref){', 2 m grey checker squares' if g['floor_checker'] else ''};",
+             f"  * camera: pinhole, vertical field of view {g['fovy']:g} deg, distance {rng(g['camera_distance'], ' m')}, "
+             f"elevation {rng(g['camera_elevation'], ' deg')}, uniform azimuth, looking at a point uniform in "
+             f"[-{g['look_at_extent']:g}, {g['look_at_extent']:g}]^2 m on the floor" +
+             (f"; moving: orbits {rng(g['camera_orbit_speed'], ' deg/s')} (random sense), distance x (1 +- up to "
+              f"{g['camera_dolly']:g}), elevation +- up to {g['camera_tilt']:g} deg and a new look-at point over the clip, "
+              "smooth-step eased;" if g["camera"] == "moving" else "; static;"),
+             f"  * light: headlight plus one directional light pointing down (horizontal components N(0, "
+             f"{smp['light_tilt']:g})), shadows {'on' if g['shadows'] else 'off'}; MuJoCo's OpenGL renderer at "
+             f"{st.get('height')}x{st.get('width')} px, no anti-aliasing;",
+             f"  * tracks: the frame-0 query grid (stride {st.get('stride')}, origin {g['grid_origin']}) ray-cast onto the "
+             "analytic geometry, moved rigidly with the body they lie on (the floor's points stay in the world) and "
+             "projected; visible when in front of the camera, in the frame and the first surface along the camera ray;",
+             f"  * seeds: clip `physics-<s>` is `generate_physics_clip(s, PhysicsSceneConfig(**generator['config'], "
+             f"height={st.get('height')}, width={st.get('width')}, num_frames={st.get('history_frames', 0) + st.get('future_frames', 0)}, "
+             f"stride={st.get('stride')}))` with `generator` from `data/{name}/manifest.json` and s = {seed} + i (train), "
+             f"{seed} + 1000000 + i (validation), {seed} + 2000000 + i (test).",
+             "  * renderers used: " + "; ".join(f"MuJoCo {r['mujoco']}, {r['gl']}" for r in m.get("renderers", [])) +
+             " (tracks depend on the MuJoCo version only; frames also on the GL implementation).", ""]
+    return lines
 
 
 def build_trajloombench(
@@ -437,14 +539,20 @@ def build_trajloombench(
                 raise ValueError(f"`counts[{s!r}]` (--num-{s}) must be a non-negative integer, got {n!r}")
     # what a config must keep across re-runs besides the settings (JSON-able options only; captions maps are not)
     # (trust_pickle says how to read the inputs, not what the clips are: a re-run may change it)
-    build_id = {"source": source, "seed": seed if source == "synthetic" else None,
+    build_id = {"source": source, "seed": seed if source in GENERATED else None,
                 "source_options": {k: v for k, v in sorted(source_kwargs.items())
                                    if k != "trust_pickle" and isinstance(v, (str, int, float, bool, type(None)))}}
-    if source != "synthetic":
+    if source not in GENERATED:
         if input_path is None:
             raise ValueError(f"source {source!r} needs `input_path` (--input)")
         if not os.path.exists(input_path):
             raise FileNotFoundError(f"`input` {input_path!r} does not exist")
+    renderer = None
+    if source == "physics":  # before anything is written: no GL context, no build (the error says what to install)
+        from .physics import check_gl
+
+        build_id["generator"] = _physics_generator(settings, source_kwargs.get("camera", "static"))
+        renderer = check_gl()
     out = Path(out_dir)
     cdir = out / "data" / config_name
     _check_bench_folder(out, cdir)
@@ -459,6 +567,11 @@ def build_trajloombench(
             raise ValueError(f"config {config_name!r} in {out_dir!r} was built with {key}={manifest[key]!r}, not {value!r}; "
                              "use another --config name or delete that folder")
     manifest.update(settings=asdict(settings), command=command or manifest.get("command", ""), **build_id)
+    if renderer is not None:  # frames depend on the MuJoCo and GL (Mesa) versions; tracks on MuJoCo's only
+        import mujoco
+
+        used = {"mujoco": mujoco.__version__, "gl": renderer}
+        manifest["renderers"] = manifest.get("renderers", []) + ([used] if used not in manifest.get("renderers", []) else [])
     manifest.setdefault("shards", {})
     manifest.setdefault("skipped", {})
     manifest.setdefault("counts", {})
@@ -466,14 +579,15 @@ def build_trajloombench(
     grid = source != "tapvid"
     features = bench_features(settings, grid)
 
-    if source == "synthetic":
+    if source in GENERATED:
         counts = counts or {"train": 64, "validation": 8, "test": 16}
         bad = [s for s in counts if s not in SPLITS]
         if bad:
             raise ValueError(f"`counts` splits must be in {SPLITS}, got {bad}")
         jobs = []
         for s, n in counts.items():
-            items = list(synthetic_source(s, n, settings, seed, **source_kwargs))  # clips are built lazily
+            maker = synthetic_source if source == "synthetic" else physics_source
+            items = list(maker(s, n, settings, seed, **source_kwargs))  # clips are built lazily
             have = {cid for shard in manifest["shards"].get(s, []) for cid in shard["clip_ids"]}
             if have - {cid for cid, _ in items}:
                 raise ValueError(f"config {config_name!r} already holds {len(have)} {s!r} clips, more than the {n} asked "
