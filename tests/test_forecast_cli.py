@@ -238,3 +238,62 @@ def test_a_text_file_is_not_a_video(setup, tmp_path):
     with pytest.raises(ValueError, match="is a text file, not a video"):
         main(["forecast", str(tmp_path / "notes.txt"), "--pipeline", str(d / "pipe"), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_wan_move_export_layout(setup, tmp_path):
+    """Issue 16 §2: per sample, [1, 81, N, 2] float32 px and [1, 81, N] bool as Wan-Move's generate.py reads them
+    (--image, --track, --track_visibility), history + forecast on one time axis, frame 0 = the query grid."""
+    from PIL import Image
+
+    from trajloom_hf.track_export import wan_move_frame_for, wan_move_frame_size
+
+    d, clip = setup
+    base = ["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
+            "--layout", "TN", "--steps", "1", "--num-samples", "2", "--export", "wan-move"]
+    assert main(base + ["--out", str(tmp_path / "w")]) == 0
+    out = tmp_path / "w"
+    f = np.load(out / "forecast.npz")
+    meta = json.loads((out / "meta.json").read_text())["wan_move"]
+    gh, gw = meta["frame_size"]
+    # Wan-Move's own rule turns a 480x832 image into a 464x832 video; the export is made at that frame
+    assert (gh, gw) == (464, 832) == wan_move_frame_size((gh, gw)) == wan_move_frame_for((480, 832))
+    with Image.open(out / "wan-move" / "first_frame.png") as im:
+        assert im.size == (gw, gh)
+    scale = np.array([gw / W, gh / H])  # --tracks: the whole frame is stretched (the file's grid covers it)
+    for k in range(2):
+        tr = np.load(out / "wan-move" / f"sample_{k + 1}_tracks.npy")
+        vi = np.load(out / "wan-move" / f"sample_{k + 1}_visibility.npy")
+        assert tr.shape == (1, 81, 24, 2) and tr.dtype == np.float32
+        assert vi.shape == (1, 81, 24) and vi.dtype == bool
+        np.testing.assert_allclose(tr[0, 0], f["query_xy"] * scale, atol=1e-3)  # frame 0: the query points
+        np.testing.assert_allclose(tr[0, T : 2 * T], f["future_tracks"][k] * scale, atol=1e-3)
+        assert vi[0, 0].all() and not vi[0, 2 * T :].any()  # 9 + 9 real frames, then uncontrolled
+        inside = (tr[0, :2 * T] >= 0).all(-1) & (tr[0, :2 * T] < (gw, gh)).all(-1)
+        np.testing.assert_array_equal(vi[0, :2 * T], np.concatenate([f["history_visibility"],
+                                                                      f["future_visibility"][k]]) & inside)
+    assert meta["frames_from_tracks"] == 2 * T and "--track wan-move/sample_1_tracks.npy" in meta["command"]
+    # from the last observed frame, at another size and length
+    assert main(base + ["--wan-move-from", "last", "--wan-move-size", "832x480", "--wan-move-frames", "5",
+                        "--out", str(tmp_path / "last")]) == 0
+    tr = np.load(tmp_path / "last" / "wan-move" / "sample_1_tracks.npy")
+    m = json.loads((tmp_path / "last" / "meta.json").read_text())["wan_move"]
+    assert tr.shape == (1, 5, 24, 2) and m["frame_size"] == [832, 480] and m["first_video_frame"] == T - 1
+    np.testing.assert_allclose(tr[0, 0], f["history_tracks"][-1] * np.array([480 / W, 832 / H]), atol=1e-3)
+    with pytest.raises(ValueError, match="`--wan-move-frames` must be 4n \\+ 1"):
+        main(base + ["--wan-move-frames", "80", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_wan_move_export_of_a_tracked_wide_video_follows_the_crop(setup, tmp_path):
+    d, clip = setup
+    wide = np.zeros((12, H, 2 * W, 3), np.uint8)
+    wide[:, :, W // 2 : W // 2 + W] = clip.frames
+    write_video(tmp_path / "wide.mp4", wide, 8)
+    assert main(["forecast", str(tmp_path / "wide.mp4"), "--pipeline", str(d / "pipe"), "--steps", "1",
+                 "--export", "wan-move", "--out", str(tmp_path / "o")]) == 0
+    f = np.load(tmp_path / "o" / "forecast.npz")
+    view = json.loads((tmp_path / "o" / "meta.json").read_text())["wan_move"]["view"]
+    assert view["fit"] == "crop" and view["output_size"] == [464, 832]
+    tr = np.load(tmp_path / "o" / "wan-move" / "sample_1_tracks.npy")
+    expect = f["history_tracks_input_px"][0] * view["scale_xy"] + view["offset_xy"]  # same scene points
+    np.testing.assert_allclose(tr[0, 0], expect, atol=1e-3)

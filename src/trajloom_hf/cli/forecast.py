@@ -25,7 +25,13 @@ history; the same tracks in the input video's pixels as ``future_tracks_input_px
 ``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame) and a PNG montage;
 ``--official-layout`` also writes ``official/`` (``pred_tracks.npy``, ``pred_visibility.npy``,
 ``pred_visibility_prob.npy``, ``query_xy.npy``, ``grid_idx.npy``, ``gt_tracks.npy`` + ``gt_visibility.npy`` when
-the track file has a future, ``meta.json``; sample 1) for the official benchmark scripts.
+the track file has a future, ``meta.json``; sample 1) for the official benchmark scripts. ``--export wan-move``
+writes, for each sample, what ``ali-vilab/Wan-Move``'s ``generate.py`` reads (:mod:`trajloom_hf.track_export`):
+``wan-move/sample_K_tracks.npy`` float32 ``[1, F, N, 2]`` pixels ``(x, y)`` and ``sample_K_visibility.npy`` bool
+``[1, F, N]`` (history then forecast on one time axis, ``F = --wan-move-frames`` = 81; frames past the forecast
+hold their last position, not visible), and ``wan-move/first_frame.png``, the image of frame 0 (the same view of
+the video as the model's, ``--fit``), at the frame Wan-Move derives for ``--wan-move-size`` (480x832 -> 464x832);
+``meta.json["wan_move"]`` holds the ``generate.py`` command line.
 
 ``--out`` may be any folder, ``.`` included: the command replaces only the files it writes, each atomically (staged
 in a hidden temporary folder inside ``--out``, then moved with ``os.replace``), never deletes or rewrites anything
@@ -91,6 +97,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(coordinates stay fp32)")
     parser.add_argument("--fps", type=float, default=16.0)
     parser.add_argument("--official-layout", action="store_true", help="also write the official per-video files")
+    parser.add_argument("--export", action="append", default=[], choices=["wan-move"],
+                        help="also write the tracks for a video generator: wan-move = for each sample, wan-move/"
+                        "sample_K_tracks.npy float32 [1, F, N, 2] px (x, y) and sample_K_visibility.npy bool [1, F, N] "
+                        "(history + forecast on one time axis, F frames), and first_frame.png, the picture to generate "
+                        "from, as ali-vilab/Wan-Move's generate.py reads them (--image, --track, --track_visibility)")
+    parser.add_argument("--wan-move-size", type=_frame_size, default=(480, 832), metavar="HxW",
+                        help="Wan-Move's --size (default 480x832, the 480p model). Wan-Move derives its frame from the "
+                        "image's aspect ratio and this area (a 480x832 image becomes 464x832), so the image and the "
+                        "tracks are written at the frame it will use (see trajloom_hf.track_export)")
+    parser.add_argument("--wan-move-frames", type=int, default=81, help="frames F of the export (4n + 1; default 81): "
+                        "shorter tracks are held and marked not visible, longer ones cut")
+    parser.add_argument("--wan-move-from", default="history", choices=["history", "last"],
+                        help="frame 0 of the export: history = the first history frame (the query grid; default), "
+                        "last = the last observed frame (the generator continues from the newest picture)")
 
 
 OWNER = "trajloom forecast"
@@ -103,6 +123,9 @@ def output_names(args: argparse.Namespace) -> list:
     names = ["forecast.npz", "forecast.mp4", "forecast.gif", "forecast_montage.png"]
     if args.official_layout:
         names += [f"official/{n}" for n in OFFICIAL_FILES]
+    if "wan-move" in args.export:
+        names.append("wan-move/first_frame.png")
+        names += [f"wan-move/sample_{k + 1}_{kind}.npy" for k in range(args.num_samples) for kind in ("tracks", "visibility")]
     return names
 
 
@@ -133,6 +156,12 @@ def run(args: argparse.Namespace) -> int:
     if args.start_frame < 0:
         raise ValueError(f"`--start-frame` must be >= 0, got {args.start_frame}")
     fit_mode = args.fit or ("stretch" if args.tracks else "crop")
+    if "wan-move" in args.export:
+        from ..track_export import wan_move_command, wan_move_frame_for, wan_move_tracks
+
+        if args.wan_move_frames < 1 or (args.wan_move_frames - 1) % 4:
+            raise ValueError(f"`--wan-move-frames` must be 4n + 1 (e.g. 81), got {args.wan_move_frames}")
+        wan_hw = wan_move_frame_for(args.wan_move_size)
     out_folder = OutputFolder(args.out, manifest="meta.json", owner=OWNER)
     out_folder.check(output_names(args))
     if not Path(args.video).is_file():
@@ -254,6 +283,28 @@ def run(args: argparse.Namespace) -> int:
                                   pred_visibility_prob=None if prob is None else prob[0, :pred_len],
                                   gt_tracks=None if gt is None else gt[:pred_len],
                                   gt_visibility=None if gt is None else gt_vis[:pred_len], meta=official_meta)
+        if "wan-move" in args.export:
+            # the generator's view of the video: the same fit as the model's, at the generator's frame size
+            wan_fit = FrameFit((src_h, src_w), wan_hw, fit_mode)
+
+            def to_wan(xy):
+                return wan_fit.to_output(fit.to_input(xy))
+
+            first = 0 if args.wan_move_from == "history" else t_h - 1
+            (tmp / "wan-move").mkdir()
+            save_png(tmp / "wan-move" / "first_frame.png", wan_fit.apply(frames_in[first : first + 1])[0])
+            for k in range(len(fut)):
+                tr, vi, real = wan_move_tracks(to_wan(tracks), vis, to_wan(fut[k]), fvis[k], frame_hw=wan_hw,
+                                               num_frames=args.wan_move_frames, start=args.wan_move_from)
+                for kind, arr in (("tracks", tr), ("visibility", vi)):
+                    with open(tmp / "wan-move" / f"sample_{k + 1}_{kind}.npy", "wb") as fh:
+                        np.save(fh, arr)
+            meta["wan_move"] = dict(
+                frame_size=list(wan_hw), size_arg=list(args.wan_move_size), num_frames=args.wan_move_frames,
+                start=args.wan_move_from, first_video_frame=args.start_frame + first, frames_from_tracks=real,
+                view=wan_fit.to_dict(), layout="tracks [1, F, N, 2] float32 px (x, y); visibility [1, F, N] bool",
+                command=wan_move_command("wan-move/first_frame.png", "wan-move/sample_1_tracks.npy",
+                                         "wan-move/sample_1_visibility.npy", args.wan_move_size, args.wan_move_frames))
         out_folder.check(output_names(args))  # nothing foreign appeared meanwhile
         written = out_folder.commit(tmp, meta)
     print(f"wrote {out_folder.folder}: {', '.join(written)}")
