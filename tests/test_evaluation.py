@@ -48,6 +48,14 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     assert np.isfinite(res["TrajLoom"]["fvmd"]) and res["TrajLoom"]["num_samples"] == 2 and "vae_vepe" in res["TrajLoom"]
     for method in res.values():  # every method is scored on its future visibility too
         assert 0.0 <= method["vis_accuracy"] <= 1.0 and 0.0 <= method["occlusion_f1"] <= 1.0
+    # pipelines: both readings; the default one (auto = the head here) is the unsuffixed score
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["visibility_modes"] == {"TrajLoom": "head", "whn": "head"}
+    for name in ("TrajLoom", "whn"):
+        assert res[name]["vis_accuracy"] == res[name]["vis_accuracy_head"]
+        assert res[name]["occlusion_f1"] == res[name]["occlusion_f1_head"]
+        assert 0.0 <= res[name]["vis_accuracy_hold_last"] <= 1.0
+    assert "| visibility accuracy, hold last history visibility | TrajLoom |" in (out / "results.md").read_text()
     md = (out / "results.md").read_text()
     assert "| FVMD-Long (10^-3) | constant velocity |" in md
     # Table 2's segment lengths: VEPE of the first L frames of each reconstructed window; L = T is the whole window
@@ -110,8 +118,8 @@ def test_evaluate_frame_pipelines_and_shuffled_frames(tmp_path, monkeypatch):
     assert res["TrajLoom"]["ade"] != res["TrajLoom (other clip's frames)"]["ade"]
     # clip 0 forecast with clip 1's frames = the pipeline called on clip 0's tracks with clip 1's video
     data = load_bench_split(str(bench), "synthetic", "test", with_video=True)
-    pred, _ = forecast_split(whn, data, 9, num_samples=1, num_inference_steps=2, solver="euler", seed=0,
-                             progress=False, frame_source=[1, 2, 0])
+    pred = forecast_split(whn, data, 9, num_samples=1, num_inference_steps=2, solver="euler", seed=0,
+                          progress=False, frame_source=[1, 2, 0]).tracks
     direct = whn(data.tracks[0, :9], data.visibility[0, :9], video=data.history_frames([1], 9)[0],
                  num_inference_steps=2, generator=[torch.Generator().manual_seed(0)]).future_tracks
     np.testing.assert_allclose(pred[0], direct[0], atol=1e-4)

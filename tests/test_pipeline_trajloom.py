@@ -112,7 +112,7 @@ def test_callback_and_tuple_output(pipe, history):
         return kwargs
 
     res = pipe(tracks, vis, num_inference_steps=3, callback_on_step_end=cb, return_dict=False)
-    assert steps == [0, 1, 2] and isinstance(res, tuple) and len(res) == 3
+    assert steps == [0, 1, 2] and isinstance(res, tuple) and len(res) == 4
 
 
 def test_bad_inputs(pipe, history):
@@ -237,3 +237,43 @@ def test_longer_history_is_cut_with_a_warning(pipe):
         warnings.simplefilter("error")
         b = pipe(clip.tracks[-T:], clip.visibility[-T:], num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(a.future_tracks, b.future_tracks)
+
+
+def test_visibility_modes_hold_last_head_and_residual_head(history):
+    """hold_last = each point's last (in-frame) history visibility AND the in-frame test of the predicted tracks;
+    the untrained history-residual head gives exactly that; the official head differs; 'auto' picks the head."""
+    tracks, vis = history
+    vis = vis.copy()
+    vis[-1, :7] = False  # some points occluded at the forecast start
+    base = tiny_pipeline()
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    hold = base(tracks, vis, num_samples=2, num_inference_steps=2, generator=g(), visibility_mode="hold_last")
+    last = base.hold_last_visibility(tracks, vis).numpy()  # [1, N]
+    assert last[0, :7].sum() == 0 and last[0, 7:].any()
+    np.testing.assert_array_equal(hold.future_visibility, last[:, None, None, :] & hold.future_in_frame)
+    assert hold.visibility_prob is None
+    head = base(tracks, vis, num_samples=2, num_inference_steps=2, generator=g())  # auto: the (official) head
+    assert base.resolve_visibility_mode() == "head" and head.visibility_prob is not None
+    np.testing.assert_array_equal(head.future_tracks, hold.future_tracks)
+    np.testing.assert_array_equal(head.future_in_frame, hold.future_in_frame)
+    residual = VisibilityPredictor(latent_channels=4, hidden_size=8, depth=1, design="history_residual",
+                                   grid_size=[4, 6], spatial_kernel=3)
+    comps = {**base.components, "visibility_predictor": residual}
+    res = TrajLoomPipeline(**comps)(tracks, vis, num_samples=2, num_inference_steps=2, generator=g())
+    np.testing.assert_array_equal(res.future_visibility, hold.future_visibility)
+    torch.nn.init.normal_(residual.correction_out.weight, std=1.0)  # a correction now changes the answer
+    res2 = TrajLoomPipeline(**comps)(tracks, vis, num_samples=2, num_inference_steps=2, generator=g())
+    assert (res2.visibility_prob != res.visibility_prob).any()
+    no_head = TrajLoomPipeline(**{**base.components, "visibility_predictor": None})
+    assert no_head.resolve_visibility_mode() == "hold_last"
+    np.testing.assert_array_equal(no_head(tracks, vis, num_samples=2, num_inference_steps=2, generator=g()).future_visibility,
+                                  hold.future_visibility)
+    held_default = TrajLoomPipeline(**base.components, visibility_mode="hold_last")
+    np.testing.assert_array_equal(held_default(tracks, vis, num_samples=2, num_inference_steps=2, generator=g()).future_visibility,
+                                  hold.future_visibility)
+    with pytest.raises(ValueError, match="no `visibility_predictor`"):
+        no_head(tracks, vis, visibility_mode="head")
+    with pytest.raises(ValueError, match="`visibility_mode`"):
+        base(tracks, vis, visibility_mode="oracle")
+    with pytest.raises(ValueError, match="needs a `visibility_predictor`"):
+        TrajLoomPipeline(**{**base.components, "visibility_predictor": None}, visibility_mode="head")

@@ -9,9 +9,12 @@ sets, as TrajLoom's scripts do):
 * FVMD (trajectory mode, 16-frame clips, stride 1) and FVMD-Long (the whole window) of the first sample per clip;
 * FlowTV and DivCurlE of the first sample;
 * minADE/minFDE over all samples and the mean ADE;
-* future visibility against the GT visibility (all samples): accuracy and the occluded class's F1. Pipelines
-  return their visibility head's prediction (in-frame test only without a head); the baselines hold each point's
-  last history visibility (constant velocity also marks points that leave the frame occluded);
+* future visibility against the GT visibility (all samples): accuracy and the occluded class's F1.
+  ``vis_accuracy`` / ``occlusion_f1`` score what each pipeline returns by default (its ``visibility_mode``, listed in
+  the settings); every pipeline is also scored on both readings, ``*_hold_last`` (each point's last history
+  visibility held, AND the in-frame test of its predicted tracks) and, with a visibility head, ``*_head``. The
+  baselines hold each point's last history visibility (constant velocity also marks points that leave the frame
+  occluded);
 * for pipelines, the VAE's reconstruction VEPE of the GT future window (and, with ``vepe_frames``, of its first L
   frames: Table 2's 24- and 81-frame segments).
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +48,10 @@ TABLE_ROWS = {
     "ade": ("ADE (px)", 1.0),
     "vis_accuracy": ("visibility accuracy (higher is better)", 1.0),
     "occlusion_f1": ("occlusion F1 (higher is better)", 1.0),
+    "vis_accuracy_head": ("visibility accuracy, visibility head", 1.0),
+    "occlusion_f1_head": ("occlusion F1, visibility head", 1.0),
+    "vis_accuracy_hold_last": ("visibility accuracy, hold last history visibility", 1.0),
+    "occlusion_f1_hold_last": ("occlusion F1, hold last history visibility", 1.0),
     "vae_vepe": ("VAE VEPE (px)", 1.0),
 }
 
@@ -145,14 +152,29 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
     return out
 
 
+class SplitForecast(NamedTuple):
+    """:func:`forecast_split`'s result: ``tracks`` ``[V, S, T_f, N, 2]`` px, ``visibility`` ``[V, S, T_f, N]`` (the
+    pipeline's default reading) and ``readings`` (``"hold_last"``, and ``"head"`` with a visibility head)."""
+
+    tracks: np.ndarray
+    visibility: np.ndarray
+    readings: Dict[str, np.ndarray]
+
+
 @torch.no_grad()
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
                    solver: str, seed: int, batch_size: int = 4, progress: bool = True,
                    frame_source: Optional[Sequence[int]] = None):
-    """Run a pipeline over every clip: tracks ``[V, S, T_f, N, 2]`` px and visibility ``[V, S, T_f, N]`` bool (one
-    generator per clip: seeds ``seed + index``). A frame-conditioned pipeline gets clip ``frame_source[i]``'s
-    history frames for clip ``i`` (default: its own)."""
-    outs, vis = [], []
+    """Run a pipeline over every clip (one generator per clip: seeds ``seed + index``). A frame-conditioned pipeline
+    gets clip ``frame_source[i]``'s history frames for clip ``i`` (default: its own).
+
+    Returns :class:`SplitForecast`: tracks ``[V, S, T_f, N, 2]`` px, the pipeline's visibility ``[V, S, T_f, N]``
+    bool (its ``visibility_mode``) and both readings in ``readings``: ``"hold_last"`` (each point's last history
+    visibility AND the in-frame test of the predicted tracks) and, with a visibility head, ``"head"``.
+    """
+    outs, vis, heads, inside = [], [], [], []
+    mode = pipe.resolve_visibility_mode()
+    has_head = getattr(pipe, "visibility_predictor", None) is not None
     v = data.tracks.shape[0]
     source = list(range(v)) if frame_source is None else [int(j) for j in frame_source]
     if len(source) != v:
@@ -163,10 +185,17 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
         prompt = [data.captions[i] for i in idx] if getattr(pipe, "text_encoder", None) is not None else None
         video = data.history_frames([source[i] for i in idx], history_frames) if uses_frames(pipe) else None
         res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], video=video, prompt=prompt,
-                   num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens)
+                   num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens,
+                   visibility_mode="head" if has_head else "hold_last")  # the hold-last reading is computed below
         outs.append(res.future_tracks)
-        vis.append(res.future_visibility)
-    return np.concatenate(outs), np.concatenate(vis)
+        heads.append(res.future_visibility)
+        inside.append(res.future_in_frame)
+    tracks, inside = np.concatenate(outs), np.concatenate(inside)
+    last = pipe.hold_last_visibility(data.tracks[:, :history_frames], data.visibility[:, :history_frames]).cpu().numpy()
+    readings = {"hold_last": last[:, None, None, :] & inside}
+    if has_head:
+        readings["head"] = np.concatenate(heads)
+    return SplitForecast(tracks, readings[mode], readings)
 
 
 @torch.no_grad()
@@ -268,15 +297,21 @@ def evaluate_bench(
     grid, stride = data.grid_shape, float(data.stride)
     results: Dict[str, Dict[str, float]] = {}
     for name, pipe in loaded.items():
-        pred, pred_vis = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
-                                        solver=solver, seed=seed, progress=progress)
+        pred, pred_vis, readings = forecast_split(pipe, data, t_h, num_samples=num_samples,
+                                                  num_inference_steps=num_inference_steps, solver=solver, seed=seed,
+                                                  progress=progress)
         results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f])
+        for reading, values in readings.items():  # both readings, whichever the pipeline uses by default
+            v = visibility_scores(values[:, :, :t_f], gt_vis)
+            results[name][f"vis_accuracy_{reading}"] = v.accuracy
+            results[name][f"occlusion_f1_{reading}"] = v.occlusion_f1
         if pipe.vae.config.num_frames == t_f:
             results[name].update(vae_reconstruction_vepes(pipe.vae, gt, gt_vis, vepe_frames))
         if shuffle_frames and uses_frames(pipe):
             other = [(i + 1) % len(gt) for i in range(len(gt))]  # every clip gets another clip's frames
-            pred, pred_vis = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
-                                            solver=solver, seed=seed, progress=progress, frame_source=other)
+            pred, pred_vis, _ = forecast_split(pipe, data, t_h, num_samples=num_samples,
+                                               num_inference_steps=num_inference_steps, solver=solver, seed=seed,
+                                               progress=progress, frame_source=other)
             results[f"{name} (other clip's frames)"] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride,
                                                              predicted_visibility=pred_vis[:, :, :t_f])
     held = held_visibility(data.visibility[:, :t_h], t_f)
@@ -291,7 +326,8 @@ def evaluate_bench(
         meta = {"bench": bench, "config": config, "split": split, "num_clips": int(len(gt)), "history_frames": t_h,
                 "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
                 "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames],
-                "shuffle_frames": shuffle_frames}
+                "shuffle_frames": shuffle_frames,
+                "visibility_modes": {name: pipe.resolve_visibility_mode() for name, pipe in loaded.items()}}
         with atomic_path(out / "results.json") as tmp:
             Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))
         with atomic_path(out / "results.md") as tmp:

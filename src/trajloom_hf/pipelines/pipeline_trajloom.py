@@ -44,7 +44,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput, logging
 
 from ..encoding import (denormalize_tracks, first_frame_history, in_frame, last_frame_history, latent_visibility,
-                        make_query_grid, normalize_tracks)
+                        make_query_grid, normalize_tracks, upsample_latent_time)
 from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.frame_encoder import FrameEncoder
 from ..models.transformer_traj_flow import TrajFlowTransformer
@@ -56,16 +56,20 @@ from ..validation import check_tracks, check_visibility
 logger = logging.get_logger(__name__)
 
 HISTORY_MODES = ("tracks", "last_frame", "first_frame")
+VISIBILITY_MODES = ("auto", "head", "hold_last")
 
 
 @dataclass
 class TrajLoomPipelineOutput(BaseOutput):
-    """``future_tracks`` ``[B, S, T_f, N, 2]`` px (fp32); ``future_visibility`` ``[B, S, T_f, N]`` bool;
-    ``visibility_prob`` ``[B, S, T_f, N]`` (None without a visibility head)."""
+    """``future_tracks`` ``[B, S, T_f, N, 2]`` px (fp32, clipped to the frame); ``future_visibility``
+    ``[B, S, T_f, N]`` bool (the pipeline's ``visibility_mode``); ``visibility_prob`` ``[B, S, T_f, N]`` (the head's
+    probability; None when the head is not run); ``future_in_frame`` ``[B, S, T_f, N]`` bool: the predicted point lies
+    inside the frame before clipping (so ``held & future_in_frame`` is the hold-last reading)."""
 
     future_tracks: Union[np.ndarray, torch.Tensor]
     future_visibility: Union[np.ndarray, torch.Tensor]
     visibility_prob: Optional[Union[np.ndarray, torch.Tensor]]
+    future_in_frame: Optional[Union[np.ndarray, torch.Tensor]] = None
 
 
 def check_pipeline_folder(path) -> None:
@@ -103,6 +107,9 @@ class TrajLoomPipeline(DiffusionPipeline):
             forecast start held still, and with a frame encoder only that frame's image: appearance, no motion) or
             ``"first_frame"`` (frame 0 of the history held still; on tracked clips frame 0 is the query grid of
             every clip, so this conditioning carries no information about the clip).
+        visibility_mode: how ``future_visibility`` is made, always AND the in-frame test of the predicted tracks:
+            ``"head"`` (the visibility predictor), ``"hold_last"`` (each point's last history visibility held, the
+            trivial baseline) or ``"auto"`` (default: the head when the pipeline has one, else hold-last).
     """
 
     model_cpu_offload_seq = "text_encoder->video_vae->frame_encoder->vae->transformer->visibility_predictor"
@@ -120,8 +127,13 @@ class TrajLoomPipeline(DiffusionPipeline):
         tokenizer=None,
         frame_encoder: Optional[FrameEncoder] = None,
         history_mode: str = "tracks",
+        visibility_mode: str = "auto",
     ):
         super().__init__()
+        if visibility_mode not in VISIBILITY_MODES:
+            raise ValueError(f"`visibility_mode` must be one of {VISIBILITY_MODES}, got {visibility_mode!r}")
+        if visibility_mode == "head" and visibility_predictor is None:
+            raise ValueError("`visibility_mode='head'` needs a `visibility_predictor`")
         if history_mode not in HISTORY_MODES:
             raise ValueError(f"`history_mode` must be one of {HISTORY_MODES}, got {history_mode!r}")
         if frame_encoder is not None:
@@ -139,7 +151,7 @@ class TrajLoomPipeline(DiffusionPipeline):
                 raise ValueError(f"`frame_encoder` works on {frame_encoder.config.height}x{frame_encoder.config.width} "
                                  f"frames, grid {tuple(frame_encoder.grid_hw)}; the vae on {vae.config.height}x"
                                  f"{vae.config.width}, grid {tuple(vae.grid_hw)}")
-        self.register_to_config(history_mode=history_mode)
+        self.register_to_config(history_mode=history_mode, visibility_mode=visibility_mode)
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
                               visibility_predictor=visibility_predictor, video_vae=video_vae,
                               text_encoder=text_encoder, tokenizer=tokenizer, frame_encoder=frame_encoder)
@@ -275,6 +287,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         callback_on_step_end: Optional[Callable[..., Dict]] = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         visibility_threshold: Optional[float] = None,
+        visibility_mode: Optional[str] = None,
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -297,8 +310,10 @@ class TrajLoomPipeline(DiffusionPipeline):
             output_type: ``"np"`` or ``"pt"``.
             callback_on_step_end: ``fn(pipe, step, t, {"latents": z}) -> dict`` after each ODE step (Euler/Heun;
                 ``t`` is the flow time the step started from); a returned ``"latents"`` replaces the state.
+            visibility_threshold: probability threshold of the head (default: its config).
+            visibility_mode: ``"head"``, ``"hold_last"`` or ``"auto"`` (default: the pipeline's config; see the class).
         Returns:
-            :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob)``).
+            :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``).
         """
         if output_type not in ("np", "pt"):
             raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}")
@@ -306,6 +321,7 @@ class TrajLoomPipeline(DiffusionPipeline):
             raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}")
         if solver not in SOLVERS:
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
+        vis_mode = self.resolve_visibility_mode(visibility_mode)
         bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if bad:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
@@ -366,16 +382,21 @@ class TrajLoomPipeline(DiffusionPipeline):
         x = self.vae.decode(self.vae.unscale_latents(z.float()), clamp=True).sample
         px = denormalize_tracks(x.float(), h, w)  # [B*S, T_f, N, 2]
         t_f = px.shape[1]
+        inside = in_frame(px, h, w)  # points predicted outside the frame are invisible in every mode
         prob = None
-        if self.visibility_predictor is not None:
-            logits = self.visibility_predictor(z).logits  # [B*S, K, N]
-            from ..encoding import upsample_latent_time
-
+        if vis_mode == "head":
+            vp = self.visibility_predictor
+            extra = {}
+            if vp.uses_history:  # the history-residual head: hold-last prior + learnt correction
+                extra = dict(history_latents=z_hist.repeat_interleave(s, dim=0),
+                             history_visibility=vis.to(device).repeat_interleave(s, dim=0))
+            logits = vp(z, **extra).logits  # [B*S, K, N]
             prob = upsample_latent_time(torch.sigmoid(logits.float()), t_f, self.vae.config.temporal_stride)
-            thr = self.visibility_predictor.config.threshold if visibility_threshold is None else visibility_threshold
-            fut_vis = (prob > thr) & in_frame(px, h, w)
-        else:
-            fut_vis = in_frame(px, h, w)
+            thr = vp.config.threshold if visibility_threshold is None else visibility_threshold
+            fut_vis = (prob > thr) & inside
+        else:  # hold each point's last history visibility (the trivial baseline, :meth:`hold_last_visibility`)
+            held = vis[:, -1].to(device).repeat_interleave(s, dim=0)  # [B*S, N]
+            fut_vis = held[:, None, :] & inside
         # like the official script: coordinates clipped to the frame after the in-frame test
         px = torch.stack([px[..., 0].clamp(0, w - 1 - 1e-3), px[..., 1].clamp(0, h - 1 - 1e-3)], -1)
 
@@ -383,13 +404,32 @@ class TrajLoomPipeline(DiffusionPipeline):
         out_tracks = px.reshape(shape)
         out_vis = fut_vis.reshape(shape[:-1])
         out_prob = None if prob is None else prob.reshape(shape[:-1])
+        out_inside = inside.reshape(shape[:-1])
         if output_type == "np":
-            out_tracks, out_vis = out_tracks.cpu().numpy(), out_vis.cpu().numpy()
+            out_tracks, out_vis, out_inside = out_tracks.cpu().numpy(), out_vis.cpu().numpy(), out_inside.cpu().numpy()
             out_prob = None if out_prob is None else out_prob.cpu().numpy()
         self.maybe_free_model_hooks()
         if not return_dict:
-            return out_tracks, out_vis, out_prob
-        return TrajLoomPipelineOutput(future_tracks=out_tracks, future_visibility=out_vis, visibility_prob=out_prob)
+            return out_tracks, out_vis, out_prob, out_inside
+        return TrajLoomPipelineOutput(future_tracks=out_tracks, future_visibility=out_vis, visibility_prob=out_prob,
+                                      future_in_frame=out_inside)
+
+    def hold_last_visibility(self, history_tracks, history_visibility=None) -> torch.Tensor:
+        """``[B, N]`` bool: each point's visibility at the last frame of the history the model sees (AND in-frame;
+        frame 0 with ``history_mode="first_frame"``), the state ``visibility_mode="hold_last"`` holds over the future."""
+        _, vis = self._prepare_history(history_tracks, history_visibility)
+        return vis[:, -1]
+
+    def resolve_visibility_mode(self, visibility_mode: Optional[str] = None) -> str:
+        """``"head"`` or ``"hold_last"``: the mode a call uses (``None``: the config's; ``"auto"``: the head if any)."""
+        mode = self.config.get("visibility_mode", "auto") if visibility_mode is None else visibility_mode
+        if mode not in VISIBILITY_MODES:
+            raise ValueError(f"`visibility_mode` must be one of {VISIBILITY_MODES}, got {mode!r}")
+        if mode == "auto":
+            return "head" if self.visibility_predictor is not None else "hold_last"
+        if mode == "head" and self.visibility_predictor is None:
+            raise ValueError("`visibility_mode='head'` but the pipeline has no `visibility_predictor`")
+        return mode
 
     # ------------------------------------------------------------------------------------------------------------
     def query_grid(self) -> np.ndarray:
