@@ -28,6 +28,8 @@ _LAZY = {
     "generate_clip": "trajloom_hf.data.synthetic",
     "build_trajloombench": "trajloom_hf.data.trajloombench",
     "metrics": "trajloom_hf.metrics",
+    # training building blocks (Accelerate)
+    "training": "trajloom_hf.training",
 }
 
 
@@ -46,7 +48,7 @@ def __dir__():
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import encoding, metrics  # noqa: F401
+    from . import encoding, metrics, training  # noqa: F401
     from .data.synthetic import SceneConfig, generate_clip  # noqa: F401
     from .data.trajloombench import build_trajloombench  # noqa: F401
     from .location_bias import location_variance_explained  # noqa: F401

@@ -1,0 +1,96 @@
+"""The training and validation data of a run: history/future windows of clips (flow, visibility head) or single
+segments (VAE), from procedural synthetic clips or a TrajLoomBench folder, plus their collate function.
+
+Synthetic clips use fixed seeds (training ``0 ..``, validation ``10_000_000 ..``) and the same clip cache in every
+script, so the VAE, flow and visibility stages of one run train on the same clips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from ..data.synthetic import SceneConfig
+from ..data.track_windows import TrackSegmentDataset, TrackWindowDataset, hf_dataset_clips, synthetic_clips
+
+__all__ = ["KeyedWindows", "build_segment_datasets", "build_windows", "collate_windows", "require_batches"]
+
+VAL_SEED_OFFSET = 10_000_000
+
+
+def collate_windows(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Stack tensors, keep strings (captions) and cache keys as lists."""
+    out: Dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        out[key] = torch.stack(values) if all(isinstance(v, torch.Tensor) for v in values) else values
+    return out
+
+
+class KeyedWindows(torch.utils.data.Dataset):
+    """A :class:`TrackWindowDataset` whose items carry ``key`` (``"<split>_<index>"``, the latent-cache key)."""
+
+    def __init__(self, windows: TrackWindowDataset, split: str):
+        self.windows, self.split = windows, split
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def key(self, i: int) -> str:
+        return f"{self.split}_{i:08d}"
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        return {**self.windows[i], "key": self.key(i)}
+
+
+def _clips(scene: SceneConfig, bench: Optional[str], bench_config: str, num_train_clips: int, num_val_clips: int,
+           cache_dir: Optional[str], with_video: bool, progress: bool) -> Tuple[list, list]:
+    """Train / validation clips: the TrajLoomBench ``train`` / ``validation`` splits or synthetic clips."""
+    if bench:
+        from ..data.trajloombench import load_trajloombench
+
+        return tuple(hf_dataset_clips(load_trajloombench(bench, bench_config, split, numpy=False), with_video=with_video)
+                     for split in ("train", "validation"))
+    train = synthetic_clips(range(num_train_clips), scene, cache_dir=cache_dir, progress=progress)
+    val = synthetic_clips(range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + num_val_clips), scene, cache_dir=cache_dir, progress=progress)
+    return train, val
+
+
+def build_windows(vae_config, *, bench: Optional[str] = None, bench_config: str = "synthetic", num_train_clips: int = 256,
+                  num_val_clips: int = 16, cache_dir: Optional[str] = None, with_frames: bool = False
+                  ) -> Tuple[KeyedWindows, KeyedWindows]:
+    """Train / validation windows of ``T = vae_config.num_frames`` history + ``T`` future frames, from the
+    TrajLoomBench folder ``bench`` (its ``train`` / ``validation`` splits) or synthetic clips sized by the VAE config
+    (cached as ``.npz`` under ``cache_dir``); ``with_frames`` adds the history video frames (video conditioning)."""
+    t = int(vae_config.num_frames)
+    scene = SceneConfig(height=int(vae_config.height), width=int(vae_config.width), num_frames=2 * t,
+                        stride=int(vae_config.patch_size), grid_origin=vae_config.grid_origin, render=with_frames)
+    train, val = _clips(scene, bench, bench_config, num_train_clips, num_val_clips, cache_dir, with_frames, progress=False)
+    return (KeyedWindows(TrackWindowDataset(train, t, t, with_frames=with_frames), "train"),
+            KeyedWindows(TrackWindowDataset(val, t, t, with_frames=with_frames), "val"))
+
+
+def build_segment_datasets(*, height: int, width: int, stride: int, num_frames: int, bench: Optional[str] = None,
+                           bench_config: str = "synthetic", num_train_clips: int = 256, num_val_clips: int = 16,
+                           cache_dir: Optional[str] = None
+                           ) -> Tuple[TrackSegmentDataset, TrackSegmentDataset, Tuple[int, int]]:
+    """VAE data: every history and every future window of ``num_frames`` frames is one segment. Returns the
+    train / validation segments and the frame size ``(H, W)`` (the bench's, or ``height`` x ``width``)."""
+    scene = SceneConfig(height=height, width=width, num_frames=2 * num_frames, stride=stride, render=False)
+    train, val = _clips(scene, bench, bench_config, num_train_clips, num_val_clips, cache_dir, False, progress=True)
+    size = (height, width)
+    if bench:
+        from ..data.trajloombench import load_trajloombench
+
+        row = load_trajloombench(bench, bench_config, "train")[0]
+        size = (int(row["height"]), int(row["width"]))
+    t = num_frames
+    return TrackSegmentDataset(TrackWindowDataset(train, t, t)), TrackSegmentDataset(TrackWindowDataset(val, t, t)), size
+
+
+def require_batches(num_items: int, batch_size: int, num_processes: int, what: str = "training segments") -> None:
+    """Refuse a run whose data cannot fill one global batch (with ``drop_last`` it would never take a step)."""
+    if num_items < batch_size * num_processes:
+        raise ValueError(f"{num_items} {what} cannot fill one batch of --train_batch_size {batch_size} x {num_processes} "
+                         f"process(es): lower --train_batch_size or add data")

@@ -1,0 +1,200 @@
+"""Unit tests of the reusable training pieces in ``trajloom_hf.training``: argument types, the resumable sampler,
+the flow objective (over ``flow_losses``), conditioning assembly, model builders, pretrained-folder checks, the data
+guard, the LR schedule, the CSV tracker, lazy exports."""
+
+import argparse
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import trajloom_hf
+from trajloom_hf.flow_losses import flow_matching_loss, on_policy_losses, token_weights
+from trajloom_hf.models.autoencoder_traj import AutoencoderTraj
+from trajloom_hf.models.transformer_traj_flow import TrajFlowTransformer
+from trajloom_hf.schedulers import FlowMatchTrajScheduler
+from trajloom_hf.training import arguments
+from trajloom_hf.training.conditioning import flow_conditioning
+from trajloom_hf.training.csv_tracker import CSVTracker
+from trajloom_hf.training.frozen_encoders import FrozenEncoders
+from trajloom_hf.training.lr_schedules import warmup_cosine, warmup_cosine_scheduler
+from trajloom_hf.training.model_builders import build_autoencoder, build_flow_transformer
+from trajloom_hf.training.objectives import FlowObjective, FlowObjectiveConfig
+from trajloom_hf.training.pretrained_folders import check_pretrained_folder
+from trajloom_hf.training.samplers import EpochShardSampler
+from trajloom_hf.training.window_datasets import require_batches
+
+
+@pytest.fixture(scope="module")
+def vae_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vae")
+    torch.manual_seed(0)
+    AutoencoderTraj(height=64, width=96, patch_size=16, num_frames=9, hidden_size=32, num_heads=4, encoder_depth=4,
+                    decoder_depth=4, latent_channels=4, pos_embed_dim=8).save_pretrained(root)
+    return root
+
+
+def test_argument_types_name_the_expected_range():
+    assert arguments.positive_int("3") == 3 and arguments.fraction("0.25") == 0.25
+    for fn, bad in ((arguments.positive_int, "0"), (arguments.positive_int, "1.5"), (arguments.non_negative_int, "-1"),
+                    (arguments.positive_float, "0"), (arguments.positive_float, "inf"), (arguments.fraction, "1.5"),
+                    (arguments.fraction, "nan"), (arguments.non_negative_float, "x")):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            fn(bad)
+    parser = argparse.ArgumentParser()
+    arguments.add_latent_training_args(parser)
+    args = parser.parse_args(["--vae_path", "v", "--output_dir", "o"])
+    assert (args.train_batch_size, args.checkpointing_steps, args.validation_steps, args.report_to) == (4, 1000, 1000, "csv")
+    assert arguments.data_options(args)["cache_dir"].endswith("o/cache")
+
+
+def test_check_paths_reports_missing_inputs_and_bad_json(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(FileNotFoundError, match="--bench '.*nope': the folder does not exist"):
+        arguments.check_paths(SimpleNamespace(bench=str(tmp_path / "nope")), folders=("bench",))
+    with pytest.raises(FileNotFoundError, match="--model_config .*: the file does not exist"):
+        arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "x.json")), files=("model_config",))
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "bad.json")), files=("model_config",))
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "list.json")), files=("model_config",))
+    arguments.check_paths(SimpleNamespace(bench=None, model_config=None), folders=("bench",), files=("model_config",))
+
+
+def test_pretrained_folder_checks_name_what_is_missing(tmp_path, vae_dir):
+    check_pretrained_folder(str(vae_dir), "--vae_path")
+    with pytest.raises(FileNotFoundError, match="--vae_path '.*missing': the folder does not exist"):
+        check_pretrained_folder(str(tmp_path / "missing"), "--vae_path")
+    (tmp_path / "noweights").mkdir()
+    (tmp_path / "noweights" / "config.json").write_text((vae_dir / "config.json").read_text())
+    (tmp_path / "noweights" / "diffusion_pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"has no weights file diffusion_pytorch_model.safetensors \(found: "
+                                                r"config.json, diffusion_pytorch_model.bin\)"):
+        FrozenEncoders(SimpleNamespace(vae_path=str(tmp_path / "noweights")), torch.device("cpu"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        check_pretrained_folder(str(tmp_path / "empty"), "--init_transformer")
+    check_pretrained_folder("org/model", "--video_vae_path", hub_ok=True)  # a Hub id is left to from_pretrained
+    with pytest.raises(FileNotFoundError):
+        check_pretrained_folder("org/model", "--vae_path")
+
+
+def test_sampler_batches_from_resumes_mid_epoch():
+    s = EpochShardSampler(10, 3, seed=1)
+    loader = torch.utils.data.DataLoader(range(10), batch_size=3, sampler=s)
+    it = s.batches_from(loader, 0)
+    first = [next(it).tolist() for _ in range(7)]  # 3 batches per epoch: crosses two epoch boundaries
+    resumed = s.batches_from(loader, 4)
+    assert [next(resumed).tolist() for _ in range(3)] == first[4:7]
+    assert first[0] != first[3]  # a new permutation each epoch
+    with pytest.raises(ValueError, match="cannot fill one global batch"):
+        EpochShardSampler(5, 3, seed=0, rank=0, world=2)
+    with pytest.raises(ValueError, match="rank"):
+        EpochShardSampler(10, 2, seed=0, rank=2, world=2)
+
+
+def test_require_batches():
+    require_batches(8, 4, 2)
+    with pytest.raises(ValueError, match="7 training segments cannot fill one batch of --train_batch_size 4 x 2"):
+        require_batches(7, 4, 2)
+
+
+def _tiny_transformer(**kw):
+    torch.manual_seed(0)
+    return TrajFlowTransformer(num_latent_frames=3, grid_size=(2, 3), latent_channels=4, num_layers=2, hidden_size=32,
+                               num_heads=4, history_num_frames=9, temporal_stride=4, **kw)
+
+
+def test_flow_objective_is_flow_losses_with_the_schedulers_draws():
+    transformer, scheduler = _tiny_transformer(), FlowMatchTrajScheduler()
+    g = torch.Generator().manual_seed(0)
+    hist, fut = torch.randn(3, 3, 6, 4, generator=g), torch.randn(3, 3, 6, 4, generator=g)
+    vis = torch.rand(3, 3, 6, generator=g) > 0.3
+    cfg = FlowObjectiveConfig(on_policy=True, on_policy_steps=2, on_policy_batch_size=2)
+    out = FlowObjective(transformer, scheduler, cfg)(hist, fut, vis, seed=11)
+    # by hand, with the same seeded draws
+    gen = torch.Generator().manual_seed(11)
+    t = scheduler.sample_training_timesteps(3, generator=gen)
+    z0 = scheduler.sample_source(hist, generator=gen)
+    zt = scheduler.interpolate(z0, fut, t, generator=gen)
+    w = token_weights(vis, invisible_weight=0.01)
+    fm = flow_matching_loss(transformer(zt, t, hist).sample, scheduler.velocity_target(z0, fut), w)
+    ctx = transformer.prepare_context(hist[:2])
+    op = on_policy_losses(lambda z, tt: transformer(z, tt, context=ctx).sample, z0[:2], fut[:2], w[:2], num_steps=2,
+                          w1=1.0, w0=0.5, gamma=0.1, t_eps=scheduler.config.t_eps)
+    torch.testing.assert_close(out["fm"], fm.detach())
+    torch.testing.assert_close(out["loss"], fm + 0.1 * op.total)
+    torch.testing.assert_close(out["k_step"], op.k_step.detach())
+    assert FlowObjectiveConfig.from_args(SimpleNamespace(on_policy=True, invisible_weight=0.5, other=1)) == \
+        FlowObjectiveConfig(on_policy=True, invisible_weight=0.5)
+
+
+def test_flow_conditioning_streams():
+    lat = {"history_token_visibility": torch.ones(2, 3, 6, dtype=torch.bool), "video_latents": torch.zeros(2, 3, 6, 4)}
+    cfg = SimpleNamespace(use_hist_vis_cond=True, use_video_cond=False, use_text_cond=True)
+    enc = SimpleNamespace(encode_text=lambda caps: caps)
+    hv, video, text = flow_conditioning({"caption": ["a", None]}, lat, enc, cfg, caption_dropout=1.0, seed=0)
+    assert hv is lat["history_token_visibility"] and video is None and text == ["", ""]
+    hv, _, text = flow_conditioning({"caption": ["a", None]}, lat, enc, cfg, use_history_visibility=False, caption_dropout=1.0)
+    assert hv is None and text == ["a", ""]  # no dropout without a seed (validation)
+
+
+def test_model_builders(vae_dir, tmp_path):
+    enc = FrozenEncoders.load(str(vae_dir))
+    model = build_flow_transformer(enc, num_layers=2, hidden_size=32, num_heads=4)
+    assert model.latent_shape == enc.latent_shape() == (3, 24, 4)
+    assert model.config.history_num_frames == 9 and not model.config.use_text_cond
+    with pytest.raises(ValueError, match="text-conditioned .* no --text_encoder_path"):
+        build_flow_transformer(enc, num_layers=2, hidden_size=32, num_heads=4, use_text_cond=True, text_embed_dim=8)
+    _tiny_transformer().save_pretrained(tmp_path / "t")  # a 2x3 grid: not the VAE's 4x6
+    with pytest.raises(ValueError, match="does not match the VAE's"):
+        build_flow_transformer(enc, init_from=str(tmp_path / "t"))
+    with pytest.raises(ValueError, match="keeps its config"):
+        build_flow_transformer(enc, init_from=str(tmp_path / "t"), num_layers=4)
+    assert build_autoencoder("tiny", height=64, width=96, patch_size=16, num_frames=9).config.hidden_size == 32
+    with pytest.raises(ValueError, match="preset must be one of"):
+        build_autoencoder("huge")
+
+
+def test_warmup_cosine_scheduler():
+    assert warmup_cosine(0, 10, 100, 1e-3, 1e-4) == pytest.approx(0.1)
+    assert warmup_cosine(100, 10, 100, 1e-3, 1e-4) == pytest.approx(0.1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+    sched = warmup_cosine_scheduler(opt, 0, 4, 1e-2, 1e-3)
+    for _ in range(4):
+        opt.step(), sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="min_learning_rate"):
+        warmup_cosine_scheduler(opt, 0, 4, 1e-3, 1e-2)
+
+
+def test_csv_tracker_appends_adds_columns_and_drops_a_cut_row(tmp_path):
+    t = CSVTracker("run", str(tmp_path))
+    t.log({"loss": 1.0}, step=1)
+    t.log({"loss": 0.5}, step=2)
+    t.log({"val": 0.25}, step=2)
+    path = tmp_path / "run" / "metrics.csv"
+    assert path.read_text().splitlines() == ["step,loss,val", "1,1.0,", "2,0.5,", "2,,0.25"]
+    with open(path, "a") as fh:
+        fh.write("3,0.1")  # a kill in the middle of a row
+    again = CSVTracker("run", str(tmp_path))
+    again.log({"loss": 0.2}, step=3)
+    assert path.read_text().splitlines()[-2:] == ["2,,0.25", "3,0.2,"]
+    again.rewind(1)
+    assert path.read_text().splitlines() == ["step,loss,val", "1,1.0,"]
+    t.store_init_configuration({"lr": 1e-3})
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == {"lr": 1e-3}
+
+
+def test_lazy_exports():
+    import trajloom_hf.training as training
+
+    assert trajloom_hf.training is training
+    assert training.Checkpointer.__module__ == "trajloom_hf.training.checkpointing"
+    assert training.FlowObjective is FlowObjective and "LatentCache" in dir(training)
+    with pytest.raises(AttributeError):
+        training.nothing_here
+    assert math.isfinite(training.warmup_cosine(1, 1, 2, 1.0, 0.5))
