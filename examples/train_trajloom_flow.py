@@ -42,7 +42,7 @@ from trajloom_hf.training.conditioning import drop_captions, flow_conditioning  
 from trajloom_hf.training.frozen_encoders import FrozenEncoders
 from trajloom_hf.training.latent_cache import LatentCache, batch_latents, open_latent_cache  # noqa: F401
 from trajloom_hf.training.model_builders import build_flow_transformer
-from trajloom_hf.training.objectives import FlowObjective
+from trajloom_hf.training.objectives import FlowObjective, FlowObjectiveConfig
 from trajloom_hf.training.samplers import EpochShardSampler
 from trajloom_hf.training.validation_loops import validate_flow
 from trajloom_hf.training.window_datasets import build_windows, collate_windows
@@ -86,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.learning_rate is None:
         args.learning_rate = 1e-5 if args.on_policy else 6e-5
+    try:
+        FlowObjectiveConfig.from_args(args)  # the objective's own checks, before any work
+    except ValueError as e:
+        parser.error(str(e))
     return args
 
 

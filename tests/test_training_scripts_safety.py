@@ -121,6 +121,13 @@ def test_bad_flow_arguments_are_refused_at_parse_time(tmp_path, capsys, flag, va
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_on_policy_needs_two_steps(tmp_path, capsys):
+    script = _load_script(FLOW, "train_trajloom_flow")
+    with pytest.raises(SystemExit):
+        script.parse_args(["--vae_path", "v", "--output_dir", str(tmp_path / "f"), "--on_policy", "--on_policy_steps", "1"])
+    assert "--on_policy_steps must be >= 2" in capsys.readouterr().err
+
+
 def test_unknown_tracker_is_refused_before_work(tmp_path):
     from trajloom_hf.training.accelerator_setup import make_accelerator
 

@@ -31,6 +31,12 @@ class FlowObjectiveConfig:
     on_policy_w1: float = 1.0
     on_policy_w0: float = 0.5
 
+    def __post_init__(self):
+        if self.on_policy and self.on_policy_steps < 2:  # flow_losses.on_policy_losses: the w0 term starts at i = 1
+            raise ValueError(f"--on_policy_steps must be >= 2 (the source term of eq. 12 starts at step 1), got {self.on_policy_steps}")
+        if not 0.0 <= self.invisible_weight <= 1.0:
+            raise ValueError(f"--invisible_weight must be in [0, 1], got {self.invisible_weight}")
+
     @classmethod
     def from_args(cls, args) -> "FlowObjectiveConfig":
         return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
