@@ -209,13 +209,14 @@ def _physics_generator(settings: BenchSettings, camera: str) -> dict:
     from dataclasses import fields
 
     from .physics import MATERIAL_PARAMS
-    from .physics.scene import FLOOR_PARAMS, GRAVITY, SAMPLING
+    from .physics.scene import FLOOR_PARAMS, GRAVITY, SAMPLING, TEXTURES
 
     cfg = physics_scene_config(settings, camera)
     skip = {"height", "width", "num_frames", "stride", "render"}
     out = {"config": {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip},
            "substeps": cfg.substeps, "timestep": 1.0 / (cfg.fps * cfg.substeps), "floor_half_size": cfg.floor_half_size,
-           "gravity": GRAVITY, "material_params": MATERIAL_PARAMS, "floor": FLOOR_PARAMS, "sampling": SAMPLING}
+           "gravity": GRAVITY, "material_params": MATERIAL_PARAMS, "floor": FLOOR_PARAMS, "sampling": SAMPLING,
+           "texture_params": TEXTURES}
     return json.loads(json.dumps(out))
 
 
@@ -441,8 +442,9 @@ def write_dataset_card(out_dir: Path) -> None:
              f"ds = load_dataset(\"path/to/{out_dir.name}\", \"{configs[0][0] if configs else 'synthetic'}\", split=\"test\").with_format(\"numpy\")",
              "tracks, visibility = ds[0][\"tracks\"], ds[0][\"visibility\"]", "```", "",
              "## Limitations", "",
-             "Synthetic clips are procedural 2-D scenes (affine motions, no 3-D effects). Physics clips are untextured "
-             "rigid primitives on a flat floor under one light (MOVi-A's level of realism, not Kubric's path tracing); "
+             "Synthetic clips are procedural 2-D scenes (affine motions, no 3-D effects). Physics clips are rigid "
+             "primitives with noise textures on a flat floor under one light, rasterised without shadows or "
+             "anti-aliasing (MOVi-A's level of realism, not Kubric's path tracing); "
              "their exact tracks have none of a tracker's jitter. Tracks of real videos come "
              "from a tracker and inherit its errors. TAP-Vid clips are sparse and usually shorter than the default "
              "horizon (build them with smaller `--history-frames/--future-frames`); their `query_xy` is each annotated "
@@ -478,7 +480,13 @@ def _physics_card(name: str, m: dict) -> List[str]:
              f"towards the centre), vertical {rng(smp['vertical_speed'], ' m/s')} up, angular uniform in "
              f"[-{smp['angular_speed']:g}, {smp['angular_speed']:g}] rad/s per body axis;",
              f"  * floor: grey plane z = 0, half side {g['floor_half_size']:.4g} m, friction {g['floor']['friction']:g} "
-             f"(a contact takes the larger friction and the object's solref){', 2 m grey checker squares' if g['floor_checker'] else ''};",
+             f"(a contact takes the larger friction and the object's solref)" + (
+                 f"; textures (`textures`): seeded smooth grey noise (octaves of (cell px, weight) "
+                 f"{g['texture_params']['floor_octaves']} on a {g['texture_params']['floor_size']} px tile of {g['texture_params']['floor_tile']:g} m, "
+                 f"values {g['texture_params']['floor_low']:g}-1 x floor grey {g['floor']['textured_rgb'][0]:g}) and per object a "
+                 f"{g['texture_params']['object_size']} px cube map ({g['texture_params']['object_octaves']}, {g['texture_params']['object_low']:g}-1) "
+                 "tinted by its colour, from the scene's texture seed" if g["textures"] else
+                 (", 2 m grey checker squares" if g['floor_checker'] else "")) + ";",
              f"  * camera: pinhole, vertical field of view {g['fovy']:g} deg, distance {rng(g['camera_distance'], ' m')}, "
              f"elevation {rng(g['camera_elevation'], ' deg')}, uniform azimuth, looking at a point uniform in "
              f"[-{g['look_at_extent']:g}, {g['look_at_extent']:g}]^2 m on the floor" +

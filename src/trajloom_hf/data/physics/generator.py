@@ -29,7 +29,7 @@ from ...encoding import make_query_grid
 from .camera import PinholeCamera
 from .gl import import_mujoco
 from .renderer import OffscreenRenderer
-from .scene import PhysicsScene, PhysicsSceneConfig, sample_scene, scene_xml
+from .scene import PhysicsScene, PhysicsSceneConfig, sample_scene, scene_assets, scene_xml
 
 OCCLUSION_RTOL = 1e-5  # relative distance tolerance of the visibility ray test
 OCCLUSION_ATOL = 1e-6  # m
@@ -95,7 +95,7 @@ def generate_physics_clip(seed: int, config: Optional[PhysicsSceneConfig] = None
     if len(scene.camera.distance) != cfg.num_frames:
         raise ValueError(f"the scene's camera path has {len(scene.camera.distance)} frames, the config {cfg.num_frames}")
     mj = import_mujoco()
-    model = mj.MjModel.from_xml_string(scene_xml(scene, cfg))
+    model = mj.MjModel.from_xml_string(scene_xml(scene, cfg), scene_assets(scene, cfg))
     data = mj.MjData(model)
     floor_geom = mj.mj_name2id(model, mj.mjtObj.mjOBJ_GEOM, "floor")
     body_ids = np.array([mj.mj_name2id(model, mj.mjtObj.mjOBJ_BODY, f"obj{k}") for k in range(len(scene.objects))], int)

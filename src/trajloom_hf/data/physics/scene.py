@@ -18,7 +18,7 @@ sizes (``shadows=True`` turns them on).
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -35,7 +35,8 @@ MATERIAL_PARAMS = {
     "rubber": dict(friction=0.8, solref=(0.02, 0.15), density=1100.0, specular=0.1, shininess=0.1, reflectance=0.0),
     "metal": dict(friction=0.4, solref=(0.02, 0.4), density=2700.0, specular=0.9, shininess=0.9, reflectance=0.2),
 }
-FLOOR_PARAMS = dict(friction=0.3, solmix=1e-6, rgb=(0.5, 0.5, 0.5), checker_rgb=(0.44, 0.44, 0.44))
+FLOOR_PARAMS = dict(friction=0.3, solmix=1e-6, rgb=(0.5, 0.5, 0.5), checker_rgb=(0.44, 0.44, 0.44),
+                    textured_rgb=(0.75, 0.75, 0.75))
 GRAVITY = 9.81  # m/s^2, along -z
 # Fixed sampling constants of :func:`sample_scene` (the dataset card lists them with the config's ranges).
 SAMPLING = dict(
@@ -47,6 +48,11 @@ SAMPLING = dict(
     min_gap=0.05,  # m between the bounding spheres of two objects at the start
     light_tilt=0.4,  # std of the directional light's horizontal direction components (pointing down)
 )
+# Textures (``textures=True``): smooth multi-octave grey noise, (cell px, weight) per octave, mapped to
+# ``[low, 1]`` and multiplied by the geom colour. The floor's 512 px tile spans 4 m; each object's 128 px image
+# covers every face of a cube map.
+TEXTURES = dict(floor_size=512, floor_tile=4.0, floor_octaves=((96, 0.5), (32, 0.3), (10, 0.2)), floor_low=0.45,
+                object_size=128, object_octaves=((48, 0.5), (16, 0.3), (6, 0.2)), object_low=0.35)
 
 
 def _pair(value, name: str, lo: float = 0.0, strict: bool = True) -> Tuple[float, float]:
@@ -71,6 +77,9 @@ class PhysicsSceneConfig:
     drawn per clip; a moving camera orbits by ``camera_orbit_speed`` deg/s and changes its distance by up to
     ``camera_dolly`` (fraction) and its elevation by up to ``camera_tilt`` degrees over the clip. ``fps``: frames
     per simulated second; ``physics_hz``: the simulation rate (an integer number of steps per frame).
+    ``textures``: seeded grey noise textures on the floor and (tinted by their colour) on the objects, so that a
+    tracker run on the frames has something to follow; without them the floor is a plain grey, with a faint 2 m
+    checker if ``floor_checker``, and objects are flat colours (MOVi-A's look).
     """
 
     height: int = 96
@@ -94,6 +103,7 @@ class PhysicsSceneConfig:
     camera_orbit_speed: Tuple[float, float] = (6.0, 18.0)
     camera_dolly: float = 0.25
     camera_tilt: float = 10.0
+    textures: bool = True
     floor_checker: bool = True
     shadows: bool = False
     physics_hz: float = 500.0
@@ -218,7 +228,7 @@ class PhysicsScene:
     objects: List[ObjectSpec]
     camera: CameraPath
     light_dir: Tuple[float, float, float] = (-0.3, 0.2, -1.0)
-    extra: dict = field(default_factory=dict)
+    texture_seed: int = 0
 
 
 def _rgb(rng: np.random.Generator) -> Tuple[float, float, float]:
@@ -287,7 +297,34 @@ def sample_scene(seed: int, cfg: PhysicsSceneConfig) -> PhysicsScene:
         ones = np.ones_like(t)
         camera = CameraPath(np.repeat(look[None], cfg.num_frames, 0), dist * ones, az * ones, el * ones)
     light = rng.normal(size=3) * np.array([SAMPLING["light_tilt"], SAMPLING["light_tilt"], 0.0]) + np.array([0.0, 0.0, -1.0])
-    return PhysicsScene(objects, camera, tuple(float(v) for v in light / np.linalg.norm(light)))
+    return PhysicsScene(objects, camera, tuple(float(v) for v in light / np.linalg.norm(light)),
+                        int(rng.integers(2**31)))
+
+
+def _noise(rng: np.random.Generator, size: int, octaves, low: float) -> np.ndarray:
+    """Smooth grey noise ``[size, size]`` uint8 in ``[255 low, 255]`` (bicubic upsampled random grids)."""
+    import cv2
+
+    img = np.zeros((size, size), np.float32)
+    for cell, weight in octaves:
+        g = max(2, size // cell + 1)
+        img += weight * cv2.resize(rng.uniform(-1, 1, (g, g)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
+    return np.round(255 * (low + (1 - low) * img)).astype(np.uint8)
+
+
+def scene_assets(scene: PhysicsScene, cfg: PhysicsSceneConfig) -> dict:
+    """The texture images of a scene as PNG bytes by file name (``MjModel.from_xml_string(xml, assets)``)."""
+    import cv2
+
+    if not cfg.textures:
+        return {}
+    rng = np.random.default_rng(scene.texture_seed)
+    t = TEXTURES
+    images = {"floor.png": _noise(rng, t["floor_size"], t["floor_octaves"], t["floor_low"])}
+    for k in range(len(scene.objects)):
+        images[f"obj{k}.png"] = _noise(rng, t["object_size"], t["object_octaves"], t["object_low"])
+    return {name: cv2.imencode(".png", img)[1].tobytes() for name, img in images.items()}
 
 
 def scene_xml(scene: PhysicsScene, cfg: PhysicsSceneConfig) -> str:
@@ -300,7 +337,18 @@ def scene_xml(scene: PhysicsScene, cfg: PhysicsSceneConfig) -> str:
     assets = "".join(
         f'<material name="{name}" specular="{p["specular"]}" shininess="{p["shininess"]}" reflectance="{p["reflectance"]}"/>'
         for name, p in MATERIAL_PARAMS.items())
-    if cfg.floor_checker:
+    if cfg.textures:
+        rep = 2 * half / TEXTURES["floor_tile"]
+        assets += ('<texture name="floor" type="2d" file="floor.png"/>'
+                   f'<material name="floor" texture="floor" texrepeat="{rep:.6g} {rep:.6g}" specular="0.1"/>')
+        floor_look = f'material="floor" rgba="{" ".join(map(str, fl["textured_rgb"]))} 1"'
+        # one cube-map texture per object, tinted by the geom colour (material colour x texture)
+        for k, ob in enumerate(scene.objects):
+            p = MATERIAL_PARAMS[ob.material]
+            assets += (f'<texture name="obj{k}" type="cube" file="obj{k}.png"/>'
+                       f'<material name="obj{k}" texture="obj{k}" specular="{p["specular"]}" shininess="{p["shininess"]}" '
+                       f'reflectance="{p["reflectance"]}"/>')
+    elif cfg.floor_checker:
         rgb1, rgb2 = " ".join(map(str, fl["rgb"])), " ".join(map(str, fl["checker_rgb"]))
         # 2 m squares (a builtin checker tile holds 2 x 2); a 512 px texture keeps far squares free of moire
         assets += (f'<texture name="floor" type="2d" builtin="checker" rgb1="{rgb1}" rgb2="{rgb2}" width="512" height="512"/>'
@@ -315,7 +363,8 @@ def scene_xml(scene: PhysicsScene, cfg: PhysicsSceneConfig) -> str:
         bodies.append(
             f'<body name="obj{k}" pos="{" ".join(repr(v) for v in ob.pos)}" quat="{" ".join(repr(v) for v in ob.quat)}">'
             f'<freejoint/><geom name="obj{k}" type="{kind}" size="{" ".join(repr(v) for v in ob.size)}" '
-            f'rgba="{" ".join(repr(v) for v in ob.rgb)} 1" material="{ob.material}" friction="{p["friction"]} 0.005 0.0001" '
+            f'rgba="{" ".join(repr(v) for v in ob.rgb)} 1" material="{f"obj{k}" if cfg.textures else ob.material}" '
+            f'friction="{p["friction"]} 0.005 0.0001" '
             f'solref="{p["solref"][0]} {p["solref"][1]}" density="{p["density"]}"/></body>')
     light = " ".join(repr(v) for v in scene.light_dir)
     shadow = "true" if cfg.shadows else "false"
