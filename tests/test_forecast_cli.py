@@ -297,3 +297,21 @@ def test_wan_move_export_of_a_tracked_wide_video_follows_the_crop(setup, tmp_pat
     tr = np.load(tmp_path / "o" / "wan-move" / "sample_1_tracks.npy")
     expect = f["history_tracks_input_px"][0] * view["scale_xy"] + view["offset_xy"]  # same scene points
     np.testing.assert_allclose(tr[0, 0], expect, atol=1e-3)
+
+
+def test_comfyui_tracks_export(setup, tmp_path):
+    from trajloom_hf.track_export import comfyui_tracks
+
+    d, _ = setup
+    assert main(["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
+                 "--layout", "TN", "--steps", "1", "--export", "wan-move", "--export", "comfyui",
+                 "--out", str(tmp_path / "o")]) == 0
+    coords = json.loads((tmp_path / "o" / "comfyui" / "sample_1_tracks.json").read_text())
+    tr = np.load(tmp_path / "o" / "wan-move" / "sample_1_tracks.npy")
+    vi = np.load(tmp_path / "o" / "wan-move" / "sample_1_visibility.npy")
+    keep = np.flatnonzero(vi[0, : 2 * T].all(0))
+    assert len(coords) == len(keep) > 0 and all(len(c) == 2 * T for c in coords)
+    assert coords[0][0].keys() == {"x", "y"}
+    np.testing.assert_allclose([[p["x"], p["y"]] for p in coords[0]], tr[0, : 2 * T, keep[0]], atol=1e-3)
+    assert (tmp_path / "o" / "comfyui" / "first_frame.png").is_file()
+    assert comfyui_tracks(tr, np.zeros_like(vi), 2 * T) == []

@@ -35,7 +35,8 @@ PathLike = Union[str, os.PathLike]
 def _is_safe_relative(name: str) -> bool:
     """A manifest entry must name a path inside the folder: relative, no ``..``, no empty parts."""
     p = PurePosixPath(name)
-    return bool(name) and not p.is_absolute() and "\\" not in name and all(part not in ("", ".", "..") for part in p.parts)
+    return (bool(name) and not p.is_absolute() and "\\" not in name
+            and all(part not in ("", ".", "..") for part in p.parts))
 
 
 class OutputFolder:
@@ -65,7 +66,9 @@ class OutputFolder:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             return set()
-        if not isinstance(data, dict) or data.get("written_by") != self.owner or not isinstance(data.get("files"), list):
+        if not isinstance(data, dict) or data.get("written_by") != self.owner:
+            return set()
+        if not isinstance(data.get("files"), list):
             return set()
         return {f for f in data["files"] if isinstance(f, str) and _is_safe_relative(f)}
 

@@ -179,7 +179,7 @@ def text_size(text: str, size: int) -> Tuple[int, int]:
 
 
 def draw_text(img: np.ndarray, text: str, xy: Tuple[int, int], size: int = 13, color=_INK) -> np.ndarray:
-    """``text`` drawn once (anti-aliased, no shadow copy) with its top-left ink corner at ``xy``; returns a new image."""
+    """``text`` drawn once (anti-aliased, no shadow copy), its top-left ink corner at ``xy``; returns a new image."""
     from PIL import Image, ImageDraw
 
     im = Image.fromarray(np.ascontiguousarray(img))

@@ -107,3 +107,17 @@ def wan_move_command(image: str, tracks: str, visibility: str, size_hw: Tuple[in
     """The ``generate.py`` call that consumes one exported sample (add ``--prompt`` and ``--ckpt_dir``)."""
     return (f"python generate.py --task wan-move-i2v --size {size_hw[0]}*{size_hw[1]} --frame_num {num_frames} "
             f"--image {image} --track {tracks} --track_visibility {visibility}")
+
+
+def comfyui_tracks(tracks, visibility, real: int) -> list:
+    """ComfyUI's "Tracks" coordinates (the ``track_coords`` JSON string of its ``WanMoveTracksFromCoords`` node): a
+    list of tracks, each a list of ``{"x": px, "y": px}`` per frame. The format has no per-point visibility (the node
+    takes every point as visible, unless a mask hides whole frames), so only points visible in all of the first
+    ``real`` frames are kept, over those frames.
+
+    Args:
+        tracks: ``[1, F, N, 2]`` px, visibility ``[1, F, N]`` bool, real: as returned by :func:`wan_move_tracks`.
+    """
+    tr, vi = np.asarray(tracks)[0, :real], np.asarray(visibility)[0, :real]
+    keep = np.flatnonzero(vi.all(0))
+    return [[{"x": round(float(x), 3), "y": round(float(y), 3)} for x, y in tr[:, n]] for n in keep]

@@ -97,11 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(coordinates stay fp32)")
     parser.add_argument("--fps", type=float, default=16.0)
     parser.add_argument("--official-layout", action="store_true", help="also write the official per-video files")
-    parser.add_argument("--export", action="append", default=[], choices=["wan-move"],
-                        help="also write the tracks for a video generator: wan-move = for each sample, wan-move/"
-                        "sample_K_tracks.npy float32 [1, F, N, 2] px (x, y) and sample_K_visibility.npy bool [1, F, N] "
-                        "(history + forecast on one time axis, F frames), and first_frame.png, the picture to generate "
-                        "from, as ali-vilab/Wan-Move's generate.py reads them (--image, --track, --track_visibility)")
+    parser.add_argument("--export", action="append", default=[], choices=["wan-move", "comfyui"],
+                        help="also write the tracks for a video generator (repeatable): wan-move = for each sample, "
+                        "wan-move/sample_K_tracks.npy float32 [1, F, N, 2] px (x, y) and sample_K_visibility.npy bool "
+                        "[1, F, N] (history + forecast on one time axis, F frames) and first_frame.png, the picture "
+                        "to generate from, as ali-vilab/Wan-Move's generate.py reads them (--image, --track, "
+                        "--track_visibility); comfyui = the same tracks as the track_coords JSON of ComfyUI's "
+                        "WanMoveTracksFromCoords (comfyui/sample_K_tracks.json, only points visible throughout: the "
+                        "format has no visibility) and first_frame.png; pixels of meta.json wan_move.frame_size")
     parser.add_argument("--wan-move-size", type=_frame_size, default=(480, 832), metavar="HxW",
                         help="Wan-Move's --size (default 480x832, the 480p model). Wan-Move derives its frame from the "
                         "image's aspect ratio and this area (a 480x832 image becomes 464x832), so the image and the "
@@ -125,11 +128,15 @@ def output_names(args: argparse.Namespace) -> list:
         names += [f"official/{n}" for n in OFFICIAL_FILES]
     if "wan-move" in args.export:
         names.append("wan-move/first_frame.png")
-        names += [f"wan-move/sample_{k + 1}_{kind}.npy" for k in range(args.num_samples) for kind in ("tracks", "visibility")]
+        names += [f"wan-move/sample_{k + 1}_{kind}.npy" for k in range(args.num_samples)
+                  for kind in ("tracks", "visibility")]
+    if "comfyui" in args.export:
+        names += ["comfyui/first_frame.png"] + [f"comfyui/sample_{k + 1}_tracks.json" for k in range(args.num_samples)]
     return names
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import os
     import warnings
     from pathlib import Path
@@ -156,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if args.start_frame < 0:
         raise ValueError(f"`--start-frame` must be >= 0, got {args.start_frame}")
     fit_mode = args.fit or ("stretch" if args.tracks else "crop")
-    if "wan-move" in args.export:
-        from ..track_export import wan_move_command, wan_move_frame_for, wan_move_tracks
+    if {"wan-move", "comfyui"} & set(args.export):
+        from ..track_export import comfyui_tracks, wan_move_command, wan_move_frame_for, wan_move_tracks
 
         if args.wan_move_frames < 1 or (args.wan_move_frames - 1) % 4:
             raise ValueError(f"`--wan-move-frames` must be 4n + 1 (e.g. 81), got {args.wan_move_frames}")
@@ -283,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
                                   pred_visibility_prob=None if prob is None else prob[0, :pred_len],
                                   gt_tracks=None if gt is None else gt[:pred_len],
                                   gt_visibility=None if gt is None else gt_vis[:pred_len], meta=official_meta)
-        if "wan-move" in args.export:
+        if {"wan-move", "comfyui"} & set(args.export):
             # the generator's view of the video: the same fit as the model's, at the generator's frame size
             wan_fit = FrameFit((src_h, src_w), wan_hw, fit_mode)
 
@@ -291,18 +298,26 @@ def run(args: argparse.Namespace) -> int:
                 return wan_fit.to_output(fit.to_input(xy))
 
             first = 0 if args.wan_move_from == "history" else t_h - 1
-            (tmp / "wan-move").mkdir()
-            save_png(tmp / "wan-move" / "first_frame.png", wan_fit.apply(frames_in[first : first + 1])[0])
+            image = wan_fit.apply(frames_in[first : first + 1])[0]
+            exports = [e for e in ("wan-move", "comfyui") if e in args.export]
+            for e in exports:
+                (tmp / e).mkdir()
+                save_png(tmp / e / "first_frame.png", image)
             for k in range(len(fut)):
                 tr, vi, real = wan_move_tracks(to_wan(tracks), vis, to_wan(fut[k]), fvis[k], frame_hw=wan_hw,
                                                num_frames=args.wan_move_frames, start=args.wan_move_from)
-                for kind, arr in (("tracks", tr), ("visibility", vi)):
-                    with open(tmp / "wan-move" / f"sample_{k + 1}_{kind}.npy", "wb") as fh:
-                        np.save(fh, arr)
+                if "wan-move" in exports:
+                    for kind, arr in (("tracks", tr), ("visibility", vi)):
+                        with open(tmp / "wan-move" / f"sample_{k + 1}_{kind}.npy", "wb") as fh:
+                            np.save(fh, arr)
+                if "comfyui" in exports:
+                    (tmp / "comfyui" / f"sample_{k + 1}_tracks.json").write_text(
+                        json.dumps(comfyui_tracks(tr, vi, real)))
             meta["wan_move"] = dict(
-                frame_size=list(wan_hw), size_arg=list(args.wan_move_size), num_frames=args.wan_move_frames,
-                start=args.wan_move_from, first_video_frame=args.start_frame + first, frames_from_tracks=real,
-                view=wan_fit.to_dict(), layout="tracks [1, F, N, 2] float32 px (x, y); visibility [1, F, N] bool",
+                exports=exports, frame_size=list(wan_hw), size_arg=list(args.wan_move_size),
+                num_frames=args.wan_move_frames, start=args.wan_move_from, first_video_frame=args.start_frame + first,
+                frames_from_tracks=real, view=wan_fit.to_dict(),
+                layout="tracks [1, F, N, 2] float32 px (x, y); visibility [1, F, N] bool",
                 command=wan_move_command("wan-move/first_frame.png", "wan-move/sample_1_tracks.npy",
                                          "wan-move/sample_1_visibility.npy", args.wan_move_size, args.wan_move_frames))
         out_folder.check(output_names(args))  # nothing foreign appeared meanwhile
