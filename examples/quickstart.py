@@ -352,7 +352,7 @@ def render_examples(out: Path, bench: Path, p) -> list:
 
     from trajloom_hf import TrajLoomPipeline
     from trajloom_hf.data.trajloombench import load_trajloombench
-    from trajloom_hf.rendering import montage, render_forecast
+    from trajloom_hf.rendering import forecast_keyframes, montage, render_forecast
     from trajloom_hf.video_io import decode_mp4_bytes, save_png, write_gif
 
     ds = load_trajloombench(str(bench), CONFIG, "test")
@@ -372,7 +372,8 @@ def render_examples(out: Path, bench: Path, p) -> list:
                                 labels=["ground truth", "TrajLoom", "WHN-style"])
         path = out / "gifs" / f"test_{i:02d}.gif"
         write_gif(path, video, 8)
-        save_png(path.with_suffix(".png"), montage(video, 3))
+        # the still: now, half-way and the end of the future, one row each (panels stay readable in the README)
+        save_png(path.with_suffix(".png"), montage(video, indices=forecast_keyframes(t, len(futures[0]))))
         paths.append(path)
     return paths
 

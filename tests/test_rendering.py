@@ -58,8 +58,20 @@ def test_forecast_panels_and_montage():
     assert video.shape == (4 + 4, head + k * 48 + key, 2 * k * 64 + 6, 3)
     raw = R.render_forecast(frames[:4], tracks[:4], vis[:4], fut, None, labels=["GT", "ours"], **RAW)
     assert raw.shape == (8, R.header(64, "GT", size=R._font_size(1)).shape[0] + 48, 2 * 64 + 6, 3)
-    m = R.montage(video, num=3, padding=10)
+    m = R.montage(video, num=3, padding=10, layout="row")
     assert m.shape == (video.shape[1], 3 * video.shape[2] + 20, 3)
+    # auto: a strip wider than MONTAGE_MAX_WIDTH becomes one row per time, so the panels stay large in a README
+    keys = R.forecast_keyframes(4, 4)
+    assert keys == [3, 5, 7]
+    col = R.montage(video, indices=keys)
+    assert col.shape == (3 * video.shape[1] + 20, video.shape[2], 3)
+    np.testing.assert_array_equal(col[: video.shape[1]], video[3])
+    small = R.montage(frames, num=3)  # narrow frames stay in a row
+    assert small.shape == (48, 3 * 64 + 20, 3)
+    with pytest.raises(ValueError, match="`indices`"):
+        R.montage(video, indices=[8])
+    with pytest.raises(ValueError, match="`layout`"):
+        R.montage(video, layout="grid")
     sbs = R.side_by_side([frames, frames], ["a", "b"])
     assert sbs.shape == (8, R.header(64, "a", size=14).shape[0] + 48, 134, 3)
 

@@ -411,19 +411,43 @@ def render_forecast(
     return out
 
 
-def montage(video, num: int = 3, padding: int = 10, background: int = 255) -> np.ndarray:
-    """``num`` evenly spaced frames of ``video [T, H, W, 3]`` side by side with ``padding`` px, ``[H, W', 3]``."""
+MONTAGE_MAX_WIDTH = 1400  # px: wider strips are stacked as rows instead (a README column shows ~900 px)
+
+
+def forecast_keyframes(num_history_shown: int, num_future: int, num: int = 3) -> list:
+    """Frame indices of a :func:`render_forecast` video worth a still: the last observed frame, then ``num - 1``
+    evenly spaced future frames ending with the last one."""
+    if num_history_shown < 1 or num_future < 1 or num < 1:
+        raise ValueError(f"need >= 1 history frame, future frame and keyframe, got {num_history_shown}, "
+                         f"{num_future}, {num}")
+    future = np.linspace(0, num_future, num)[1:].round().astype(int)
+    return [num_history_shown - 1] + [num_history_shown - 1 + int(f) for f in future]
+
+
+def montage(video, num: int = 3, padding: int = 10, background: int = 255, *, indices: Optional[Sequence[int]] = None,
+            layout: str = "auto") -> np.ndarray:
+    """Frames of ``video [T, H, W, 3]`` in one picture, ``padding`` px apart: ``num`` evenly spaced ones, or the
+    ``indices`` given. ``layout``: ``"row"`` side by side, ``"column"`` stacked, ``"auto"`` a row unless it would be
+    wider than :data:`MONTAGE_MAX_WIDTH` (multi-panel forecasts: one row per time, so each panel stays large)."""
     video = np.asarray(video)
     check_video(video, "video")
-    if num < 1:
-        raise ValueError(f"`num` must be >= 1, got {num}")
-    idx = np.unique(np.linspace(0, video.shape[0] - 1, num).round().astype(int))
-    h = video.shape[1]
-    pad = np.full((h, padding, 3), background, np.uint8)
+    if layout not in ("auto", "row", "column"):
+        raise ValueError(f"`layout` must be 'auto', 'row' or 'column', got {layout!r}")
+    if indices is None:
+        if num < 1:
+            raise ValueError(f"`num` must be >= 1, got {num}")
+        idx = np.unique(np.linspace(0, video.shape[0] - 1, num).round().astype(int))
+    else:
+        idx = [int(i) for i in indices]
+        if not idx or min(idx) < -video.shape[0] or max(idx) >= video.shape[0]:
+            raise ValueError(f"`indices` must be frame numbers in [0, {video.shape[0]}), got {list(indices)}")
+    h, w = video.shape[1:3]
+    row = layout == "row" or (layout == "auto" and len(idx) * w + (len(idx) - 1) * padding <= MONTAGE_MAX_WIDTH)
+    pad = np.full((h, padding, 3) if row else (padding, w, 3), background, np.uint8)
     parts = []
     for i in idx:
         parts += [video[i], pad]
-    return np.concatenate(parts[:-1], axis=1)
+    return np.concatenate(parts[:-1], axis=1 if row else 0)
 
 
 def side_by_side(videos: Sequence[np.ndarray], labels: Optional[Sequence[str]] = None, size: int = 14) -> np.ndarray:

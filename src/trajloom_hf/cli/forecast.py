@@ -22,7 +22,8 @@ axis order or frame size. If the file holds frames after the history, they are t
 Writes ``forecast.npz`` (future tracks ``[S, T_f, N, 2]`` px of the pipeline frame, visibility, probabilities,
 history; the same tracks in the input video's pixels as ``future_tracks_input_px`` / ``history_tracks_input_px``,
 ``input = (pipeline - offset_xy) / scale_xy`` with ``meta.json["frame_fit"]``), ``meta.json``,
-``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame) and a PNG montage;
+``forecast.mp4``/``forecast.gif`` (history, then the futures drawn on the last frame), ``forecast_montage.png`` (the
+last observed frame, half-way and the end of the future);
 ``--official-layout`` also writes ``official/`` (``pred_tracks.npy``, ``pred_visibility.npy``,
 ``pred_visibility_prob.npy``, ``query_xy.npy``, ``grid_idx.npy``, ``gt_tracks.npy`` + ``gt_visibility.npy`` when
 the track file has a future, ``meta.json``; sample 1) for the official benchmark scripts. ``--export wan-move``
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from ..output_folder import OutputFolder
     from ..pipelines import TrajLoomPipeline
     from ..pipelines.pipeline_trajloom import check_pipeline_folder
-    from ..rendering import montage, render_forecast
+    from ..rendering import forecast_keyframes, montage, render_forecast
     from ..track_files import check_query_alignment, read_track_file, write_official_layout
     from ..tracking import scene_cuts, sudden_track_loss
     from ..video_io import FrameFit, read_video, save_png, write_gif, write_video
@@ -269,10 +270,11 @@ def run(args: argparse.Namespace) -> int:
                     history_scene_cuts=[{"history_frame": t, "histogram_change": round(c, 4)} for t, c in cuts],
                     history_track_loss=[{"history_frame": t, "lost_fraction": round(f, 4)} for t, f in losses])
         rendered = render_forecast(frames, tracks, vis, fut, fvis, labels=[f"sample {k + 1}" for k in range(len(fut))],
-                                   history_stride=max(1, t_h // 40))
+                                   history_stride=max(1, t_h // 40))  # as `shown` below
         write_video(tmp / "forecast.mp4", rendered, args.fps)
         write_gif(tmp / "forecast.gif", rendered[::2], args.fps / 2)
-        save_png(tmp / "forecast_montage.png", montage(rendered, 3))
+        shown = len(range(0, t_h, max(1, t_h // 40)))  # history frames in the video
+        save_png(tmp / "forecast_montage.png", montage(rendered, indices=forecast_keyframes(shown, t_f)))
         if args.official_layout:
             # official meta keys (reference §6.1); pred_len shrinks to the ground truth the file provides
             pred_len = t_f if gt is None else min(t_f, len(gt))
