@@ -35,6 +35,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..encoding import grid_anchors, grid_shape, num_latent_frames
+from ..precision import KeepFP32ModulesMixin
 from .attention import Attention, Mlp, RMSNorm
 from .embeddings import FourierFeatures, sincos_1d, sincos_2d
 
@@ -108,8 +109,8 @@ class LatteBlock(nn.Module):
         self.gate_mlp = nn.Parameter(torch.zeros(1, 1, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.gate_msa * self.attn(self.norm1(x))
-        return x + self.gate_mlp * self.mlp(self.norm3(x))
+        x = torch.addcmul(x, self.gate_msa, self.attn(self.norm1(x)))  # fused x + g * f(x)
+        return torch.addcmul(x, self.gate_mlp, self.mlp(self.norm3(x)))
 
 
 class PatchPositionLFF(FourierFeatures):
@@ -159,7 +160,7 @@ class TemporalExpander(nn.Module):
         return out.reshape(b, n, d, -1).permute(0, 3, 1, 2)
 
 
-class AutoencoderTraj(ModelMixin, ConfigMixin):
+class AutoencoderTraj(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
     r"""TrajLoom-VAE: dense point tracks ``[B, T, N, 2]`` <-> latents ``[B, K, N, C]``.
 
     The default config is the paper's (480x832 frames, stride 32 -> 15x26 = 390 tracks, 81 frames -> 21 latent steps,
@@ -189,6 +190,9 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
     """
 
     _supports_gradient_checkpointing = True
+    # coordinate-facing layers stay fp32 in a bf16/fp16 model (trajloom_hf.precision): the offset embedding, the
+    # offset head (bf16 would round a 0.5 offset by 2e-3 = 0.8 px at 832 px) and the patch-centre Fourier features
+    _keep_in_fp32_modules = ["x_embedder", "final_layer", "patch_pos_lff"]
 
     @register_to_config
     def __init__(
@@ -318,13 +322,14 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
     def encode(self, tracks: torch.Tensor, return_dict: bool = True):
         """Normalised tracks ``[B, T, N, 2]`` -> posterior over ``[B, K, N, C]`` (Grid-Anchor offsets taken inside)."""
         self._check_tracks(tracks)
-        dtype = self.x_embedder.weight.dtype
+        dtype = self.dtype  # the trunk's (the coordinate-facing layers may be fp32 islands)
         x = tracks.float()
         if self.config.use_offsets:
             x = (x - self.anchors) * self._offset_scale.to(x.device)
-        h = self.x_embedder(x.to(dtype))
-        token_pos = self.pos_embed[0].to(dtype) + self.patch_pos_proj(self.patch_pos_lff(self.patch_centres))
-        h = h + token_pos.to(dtype)
+        h = self.x_embedder(x.to(self.x_embedder.weight.dtype)).to(dtype)
+        lff = self.patch_pos_lff(self.patch_centres.float())
+        token_pos = self.pos_embed[0].to(dtype) + self.patch_pos_proj(lff.to(self.patch_pos_proj.weight.dtype)).to(dtype)
+        h = h + token_pos
         half = self.config.encoder_depth // 2
         h = self._run(self.encoder_blocks[:half], h, temporal_embed=self.temp_embed_in[0][None])
         h = self.temp_compressor(h)
@@ -346,7 +351,7 @@ class AutoencoderTraj(ModelMixin, ConfigMixin):
         h = self._run(self.decoder_blocks[:half], h)
         h = self.temp_expander(h)
         h = self._run(self.decoder_blocks[half:], h)
-        x = self.final_layer(h).float()
+        x = self.final_layer(h.to(self.final_layer.weight.dtype)).float()
         if self.config.use_offsets:
             x = x / self._offset_scale.to(x.device) + self.anchors
         if clamp:

@@ -28,6 +28,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from ..precision import KeepFP32ModulesMixin
 from .attention import Attention, Mlp, RMSNorm
 from .embeddings import timestep_embedding
 
@@ -37,7 +38,8 @@ SPATIAL_CTX_MODES = ("pooled_last", "none")
 
 @dataclass
 class TrajFlowTransformerOutput(BaseOutput):
-    """``sample``: predicted velocity ``dz/dt`` ``[B, K, N, C]`` in the normalised latent space (model dtype)."""
+    """``sample``: predicted velocity ``dz/dt`` ``[B, K, N, C]`` in the normalised latent space, fp32 (``out_proj``
+    stays fp32 in a bf16 model)."""
 
     sample: torch.Tensor
 
@@ -94,7 +96,8 @@ class TrajFlowContext:
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+    """``x * (1 + scale) + shift`` in one fused pass over ``x``."""
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class TrajFlowBlock(nn.Module):
@@ -135,21 +138,22 @@ class TrajFlowBlock(nn.Module):
         """
         b, s, length, d = x.shape
         mods = self.adaLN(cond).reshape(b, 1, 1, 9, d).unbind(dim=3)
+        # gated residuals x + g * f(x) as one fused addcmul each
         h = _modulate(self.norm1(x), mods[0], mods[1])
-        x = x + mods[2] * self.attn(h.reshape(b * s, length, d)).reshape(b, s, length, d)
+        x = torch.addcmul(x, mods[2], self.attn(h.reshape(b * s, length, d)).reshape(b, s, length, d))
         if context is not None or context_kv is not None:
             h = _modulate(self.norm2(x), mods[3], mods[4])
             q = h.reshape(b, s * length, d) if shared_context else h.reshape(b * s, length, d)
-            x = x + mods[5] * self.xattn(q, context, context_kv=context_kv).reshape(b, s, length, d)
+            x = torch.addcmul(x, mods[5], self.xattn(q, context, context_kv=context_kv).reshape(b, s, length, d))
         h = _modulate(self.norm3(x), mods[6], mods[7])
-        return x + mods[8] * self.mlp(h)
+        return torch.addcmul(x, mods[8], self.mlp(h))
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-class TrajFlowTransformer(ModelMixin, ConfigMixin):
+class TrajFlowTransformer(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
     """TrajLoom-Flow generator ``v_θ(z_t, t, c)`` (defaults: the paper/official configuration, 244.46 M parameters).
 
     Args:
@@ -177,6 +181,8 @@ class TrajFlowTransformer(ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["TrajFlowBlock"]
+    # the ODE state enters and the velocity leaves in fp32 whatever the trunk dtype (trajloom_hf.precision)
+    _keep_in_fp32_modules = ["in_proj", "out_proj"]
 
     @register_to_config
     def __init__(
@@ -465,7 +471,7 @@ class TrajFlowTransformer(ModelMixin, ConfigMixin):
         k, n, _ = self.latent_shape
         cond = context.cond + self.time_mlp(timestep_embedding(t, self.config.hidden_size).to(dtype))
 
-        x = self.in_proj(sample.to(dtype))  # [B, K, N, D]
+        x = self.in_proj(sample.to(self.in_proj.weight.dtype)).to(dtype)  # [B, K, N, D]
         if context.fusion is not None:
             x = x + context.fusion
         x = x + self.abs_time_embed_fut.to(dtype).unsqueeze(2) + self.seg_embed[1] + self.pos_embed.unsqueeze(1)
@@ -480,7 +486,7 @@ class TrajFlowTransformer(ModelMixin, ConfigMixin):
                 else:  # spatial: per step over N, context = last history step, shared by every future step
                     ctx = context.spatial_context if kv is None else None
                     x = self._run_block(i, x, cond, ctx, kv, True)
-        v = self.out_proj(self.norm_out(x))
+        v = self.out_proj(self.norm_out(x.to(self.out_proj.weight.dtype)))
         if not return_dict:
             return (v,)
         return TrajFlowTransformerOutput(sample=v)

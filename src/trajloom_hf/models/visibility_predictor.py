@@ -31,6 +31,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 from .. import encoding
+from ..precision import KeepFP32ModulesMixin
 
 
 @dataclass
@@ -93,7 +94,7 @@ def visibility_from_logits(
     return visible
 
 
-class VisibilityPredictor(ModelMixin, ConfigMixin):
+class VisibilityPredictor(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
     """Lightweight per-token visibility classifier on (normalised) future latents (App. E.3); see the module doc.
 
     Args:

@@ -49,6 +49,7 @@ from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.frame_encoder import FrameEncoder
 from ..models.transformer_traj_flow import TrajFlowTransformer
 from ..models.visibility_predictor import VisibilityPredictor
+from ..precision import resolve_dtype
 from ..schedulers import FlowMatchTrajScheduler
 from ..schedulers.scheduling_flow_match_traj import SOLVERS
 from ..validation import check_tracks, check_visibility
@@ -57,6 +58,13 @@ logger = logging.get_logger(__name__)
 
 HISTORY_MODES = ("tracks", "last_frame", "first_frame")
 VISIBILITY_MODES = ("auto", "head", "hold_last")
+
+try:  # diffusers >= 0.36 takes `dtype=` and deprecates `torch_dtype=`
+    from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+
+    _DIFFUSERS_TAKES_DTYPE = True
+except ImportError:
+    _DIFFUSERS_TAKES_DTYPE = False
 
 
 @dataclass
@@ -166,10 +174,19 @@ class TrajLoomPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """diffusers ``from_pretrained``; for a local folder, first checks ``model_index.json`` and every listed
-        component folder so that a missing one is named (diffusers' own error does not say which)."""
+        component folder so that a missing one is named (diffusers' own error does not say which).
+
+        ``torch_dtype=torch.bfloat16`` (or ``dtype=``, or a name such as ``"bfloat16"``) loads the model trunks in
+        that dtype; each model's ``_keep_in_fp32_modules`` and every coordinate computation stay fp32. Without it
+        the models load in fp32 (the diffusers convention)."""
         path = os.fspath(pretrained_model_name_or_path)
         if os.path.isdir(path):
             check_pipeline_folder(path)
+        for key in ("torch_dtype", "dtype"):
+            if isinstance(kwargs.get(key), str):
+                kwargs[key] = resolve_dtype(kwargs[key])
+        if "torch_dtype" in kwargs and "dtype" not in kwargs and _DIFFUSERS_TAKES_DTYPE:
+            kwargs["dtype"] = kwargs.pop("torch_dtype")  # diffusers >= 0.36 renamed it (and warns on the old name)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property

@@ -1,0 +1,98 @@
+"""Model precision: which dtype to run in, and the fp32 islands kept inside a reduced-precision model.
+
+bf16 matmuls run at ~2.5-3x the fp32 rate on CPUs with AVX512-BF16 or AMX-BF16 and on every recent GPU, so the
+transformer trunks (VAE, generator, visibility head) may run in bf16. Track coordinates never do (README: "Track
+coordinates in fp32 always"): normalisation, Grid-Anchor offsets, anchors and the ODE state stay fp32, and so do the
+small layers that take coordinates in or give them out (the models list them in ``_keep_in_fp32_modules``; bf16's
+8-bit mantissa would round an output offset of 0.5 to 2e-3, i.e. ~0.8 px at 832 px).
+
+    resolve_dtype("auto", "cpu")        # torch.bfloat16 where the CPU has bf16 matmul instructions, else float32
+    model.to(torch.bfloat16)            # trunk in bf16, `_keep_in_fp32_modules` stay fp32
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Union
+
+import torch
+
+DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+               "float16": torch.float16, "fp16": torch.float16}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU executes bf16 matmuls natively (AMX-BF16 or AVX512-BF16; oneDNN uses either).
+
+    ``torch.backends.cpu.get_cpu_capability()`` reports ``AMX``/``AVX512_BF16`` on recent builds; older builds say
+    only ``AVX512``, so the Linux ``/proc/cpuinfo`` flags are read as well.
+    """
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    except (AttributeError, RuntimeError):
+        capability = ""
+    if "AMX" in capability or "BF16" in capability:
+        return True
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def bf16_supported(device: Union[str, torch.device]) -> bool:
+    """Whether bf16 is fast on ``device`` (CUDA: ``torch.cuda.is_bf16_supported()``; CPU: :func:`cpu_has_bf16_matmul`)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return cpu_has_bf16_matmul()
+    return False
+
+
+def resolve_dtype(name: Union[str, torch.dtype], device: Union[str, torch.device] = "cpu") -> torch.dtype:
+    """``"auto"`` -> bf16 where :func:`bf16_supported` else fp32; ``"float32"``/``"fp32"``, ``"bfloat16"``/``"bf16"``,
+    ``"float16"``/``"fp16"`` or a ``torch.dtype`` -> that dtype."""
+    if isinstance(name, torch.dtype):
+        if not name.is_floating_point:
+            raise ValueError(f"`dtype` must be a floating-point dtype, got {name}")
+        return name
+    if name == "auto":
+        return torch.bfloat16 if bf16_supported(device) else torch.float32
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"`dtype` must be 'auto' or one of {sorted(DTYPE_NAMES)}, got {name!r}")
+    return DTYPE_NAMES[name]
+
+
+def _in_fp32_island(name: str, keep) -> bool:
+    # the substring rule diffusers applies to `_keep_in_fp32_modules` when loading (modeling_utils)
+    return any(k in name for k in keep)
+
+
+class KeepFP32ModulesMixin:
+    """For ``ModelMixin`` subclasses: ``model.to(dtype)`` casts every floating tensor to ``dtype`` except those of
+    the modules named in ``_keep_in_fp32_modules``, which stay fp32 (``from_pretrained(torch_dtype=...)`` does the
+    same through diffusers). diffusers' own ``to`` casts them too and warns about it."""
+
+    _keep_in_fp32_modules = None
+
+    def to(self, *args, **kwargs):
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        keep = tuple(self._keep_in_fp32_modules or ())
+        if dtype is None or not keep:
+            if dtype is None:
+                return super().to(*args, **kwargs)
+            return torch.nn.Module.to(self, *args, **kwargs)  # no fp32 islands: plain cast, no spurious warning
+        if not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}")
+        if device is not None:
+            super().to(device=device, non_blocking=non_blocking)
+        for name, module in self.named_modules():
+            target = torch.float32 if _in_fp32_island(name, keep) else dtype
+            module._apply(lambda t, target=target: t.to(target) if t.is_floating_point() else t, recurse=False)
+        return self
