@@ -6,6 +6,7 @@ import pytest
 from trajloom_hf.cli import main
 from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
 from trajloom_hf.evaluation import constant_velocity_baseline, held_visibility, results_markdown, score, static_baseline
+from trajloom_hf.precision import dtype_name, resolve_dtype
 
 
 def test_baselines_hand_case():
@@ -42,7 +43,9 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     assert main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--config", "synthetic",
                  "--baseline", f"whn={tmp_path / 'other'}", "--num-samples", "2", "--steps", "2", "--vepe-frames", "4", "9",
                  "--out", str(out)]) == 0
-    res = json.loads((out / "results.json").read_text())["results"]
+    saved = json.loads((out / "results.json").read_text())
+    res = saved["results"]
+    assert saved["settings"]["dtype"] == dtype_name(resolve_dtype("auto"))  # --dtype auto: bf16 where the CPU has it
     assert set(res) == {"TrajLoom", "whn", "constant velocity", "static"}
     assert res["static"]["flow_tv"] == pytest.approx(0.0)  # nothing moves
     assert np.isfinite(res["TrajLoom"]["fvmd"]) and res["TrajLoom"]["num_samples"] == 2 and "vae_vepe" in res["TrajLoom"]

@@ -260,13 +260,16 @@ def evaluate_bench(
     progress: bool = True,
     vepe_frames: Sequence[int] = (),
     shuffle_frames: bool = False,
+    torch_dtype: Optional[torch.dtype] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
     (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
 
     The history length is the first pipeline's ``vae.config.num_frames``; every method is scored on the same future
     window. ``vepe_frames`` (e.g. ``(24, 81)``, Table 2) adds the VAE VEPE of the first L frames of each window
-    (``vae_vepe_<L>``). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given (atomically).
+    (``vae_vepe_<L>``). ``torch_dtype`` (e.g. ``torch.bfloat16``) loads the model trunks in that dtype (None:
+    fp32); coordinates and scores stay fp32. Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
+    (atomically).
     """
     from .pipelines import TrajLoomPipeline
 
@@ -276,7 +279,7 @@ def evaluate_bench(
     for name, path in pipelines.items():
         if not Path(path, "model_index.json").is_file():
             raise FileNotFoundError(f"pipeline folder {path!r} ({name}) has no model_index.json")
-        loaded[name] = TrajLoomPipeline.from_pretrained(path)
+        loaded[name] = TrajLoomPipeline.from_pretrained(path, **({} if torch_dtype is None else {"torch_dtype": torch_dtype}))
     if shuffle_frames and not any(uses_frames(p) for p in loaded.values()):
         raise ValueError("`shuffle_frames` needs a pipeline that conditions on the frames (frame_encoder or video_vae)")
     data = load_bench_split(bench, config, split, max_clips, with_video=any(uses_frames(p) for p in loaded.values()))
@@ -327,7 +330,8 @@ def evaluate_bench(
                 "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
                 "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames],
                 "shuffle_frames": shuffle_frames,
-                "visibility_modes": {name: pipe.resolve_visibility_mode() for name, pipe in loaded.items()}}
+                "visibility_modes": {name: pipe.resolve_visibility_mode() for name, pipe in loaded.items()},
+                "dtype": "float32" if torch_dtype is None else str(torch_dtype).replace("torch.", "")}
         with atomic_path(out / "results.json") as tmp:
             Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))
         with atomic_path(out / "results.md") as tmp:

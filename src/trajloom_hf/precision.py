@@ -13,40 +13,50 @@ small layers that take coordinates in or give them out (the models list them in 
 from __future__ import annotations
 
 import functools
-from typing import Union
 
-import torch
+# names only (no torch import here: the CLI builds its parser from these without loading torch)
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16"}
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")  # the CLI's --dtype
 
-DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-               "float16": torch.float16, "fp16": torch.float16}
+
+def dtype_name(dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"`` (for logs and meta files)."""
+    return str(dtype).replace("torch.", "")
+
+
+def _cpu_flags() -> set:
+    """The Linux ``/proc/cpuinfo`` feature flags (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 @functools.lru_cache(maxsize=None)
 def cpu_has_bf16_matmul() -> bool:
     """Whether this CPU executes bf16 matmuls natively (AMX-BF16 or AVX512-BF16; oneDNN uses either).
 
-    ``torch.backends.cpu.get_cpu_capability()`` reports ``AMX``/``AVX512_BF16`` on recent builds; older builds say
-    only ``AVX512``, so the Linux ``/proc/cpuinfo`` flags are read as well.
+    ``torch.backends.cpu.get_cpu_capability()`` reports ``AMX``/``AVX512_BF16`` on some builds; others say only
+    ``AVX512``, so the ``/proc/cpuinfo`` flags ``amx_bf16`` / ``avx512_bf16`` are read as well.
     """
+    import torch
+
     try:
         capability = str(torch.backends.cpu.get_cpu_capability()).upper()
     except (AttributeError, RuntimeError):
         capability = ""
-    if "AMX" in capability or "BF16" in capability:
-        return True
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
+    return "AMX" in capability or "BF16" in capability or bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
-def bf16_supported(device: Union[str, torch.device]) -> bool:
+def bf16_supported(device) -> bool:
     """Whether bf16 is fast on ``device`` (CUDA: ``torch.cuda.is_bf16_supported()``; CPU: :func:`cpu_has_bf16_matmul`)."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -55,9 +65,11 @@ def bf16_supported(device: Union[str, torch.device]) -> bool:
     return False
 
 
-def resolve_dtype(name: Union[str, torch.dtype], device: Union[str, torch.device] = "cpu") -> torch.dtype:
-    """``"auto"`` -> bf16 where :func:`bf16_supported` else fp32; ``"float32"``/``"fp32"``, ``"bfloat16"``/``"bf16"``,
-    ``"float16"``/``"fp16"`` or a ``torch.dtype`` -> that dtype."""
+def resolve_dtype(name, device="cpu"):
+    """``"auto"`` -> bf16 where :func:`bf16_supported` on ``device`` else fp32; ``"float32"``/``"fp32"``,
+    ``"bfloat16"``/``"bf16"``, ``"float16"``/``"fp16"`` or a floating ``torch.dtype`` -> that ``torch.dtype``."""
+    import torch
+
     if isinstance(name, torch.dtype):
         if not name.is_floating_point:
             raise ValueError(f"`dtype` must be a floating-point dtype, got {name}")
@@ -66,7 +78,7 @@ def resolve_dtype(name: Union[str, torch.dtype], device: Union[str, torch.device
         return torch.bfloat16 if bf16_supported(device) else torch.float32
     if name not in DTYPE_NAMES:
         raise ValueError(f"`dtype` must be 'auto' or one of {sorted(DTYPE_NAMES)}, got {name!r}")
-    return DTYPE_NAMES[name]
+    return getattr(torch, DTYPE_NAMES[name])
 
 
 def _in_fp32_island(name: str, keep) -> bool:
@@ -82,6 +94,8 @@ class KeepFP32ModulesMixin:
     _keep_in_fp32_modules = None
 
     def to(self, *args, **kwargs):
+        import torch
+
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
         keep = tuple(self._keep_in_fp32_modules or ())
         if dtype is None or not keep:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..precision import DTYPE_CHOICES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", required=True, help="TrajLoomPipeline folder (reported as 'TrajLoom')")
@@ -25,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clips", type=int, default=None)
     parser.add_argument("--vepe-frames", type=int, nargs="+", default=[], metavar="L",
                         help="also report the VAE VEPE of the first L frames of each window (paper Table 2: 24 81)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="dtype of the model trunks; auto: bfloat16 where the CPU has AVX512-BF16/AMX, else "
+                             "float32 (coordinates and metrics stay fp32)")
     parser.add_argument("--out", default=".", help="where results.json and results.md go")
     parser.add_argument("--shuffle-frames", action="store_true",
                         help="also score every frame-conditioned pipeline with each clip given another clip's frames "
@@ -94,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
     pipelines = check_arguments(args)
     from ..evaluation import evaluate_bench, results_markdown
+    from ..precision import resolve_dtype
 
     results = evaluate_bench(pipelines, args.bench, args.config, args.split, num_samples=args.num_samples,
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
                              max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,
-                             shuffle_frames=args.shuffle_frames)
+                             shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"))
     print(results_markdown(results, f"{args.config}/{args.split}"))
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
     return 0

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import argparse
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+from ..precision import DTYPE_CHOICES
 
 
 def _frame_size(text: str):
@@ -94,8 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="model weights dtype "
-                        "(coordinates stay fp32)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="dtype of the model trunks; auto: bfloat16 where the device has fast bf16 (CUDA, or a CPU "
+                             "with AVX512-BF16/AMX), else float32. Coordinates stay fp32 either way")
     parser.add_argument("--fps", type=float, default=16.0)
     parser.add_argument("--official-layout", action="store_true", help="also write the official per-video files")
     parser.add_argument("--export", action="append", default=[], choices=["wan-move", "comfyui"],
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from ..output_folder import OutputFolder
     from ..pipelines import TrajLoomPipeline
     from ..pipelines.pipeline_trajloom import check_pipeline_folder
+    from ..precision import dtype_name, resolve_dtype
     from ..rendering import forecast_keyframes, montage, render_forecast
     from ..track_files import check_query_alignment, read_track_file, write_official_layout
     from ..tracking import scene_cuts, sudden_track_loss
@@ -179,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:
         raise FileNotFoundError(f"`--pipeline`: {err}") from None
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    pipe = TrajLoomPipeline.from_pretrained(args.pipeline, torch_dtype=getattr(torch, DTYPES[args.dtype]))
+    dtype = resolve_dtype(args.dtype, device)
+    pipe = TrajLoomPipeline.from_pretrained(args.pipeline, torch_dtype=dtype)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     h, w = pipe.frame_size
@@ -264,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
                     num_samples=args.num_samples, steps=args.steps, solver=args.solver, seed=args.seed,
                     caption=args.caption, history_tracks_from=source, grid_stride=stride,
                     grid_origin=pipe.vae.config.grid_origin, num_points=int(len(query)), device=str(device),
-                    dtype=args.dtype, video_conditioning=video is not None,
+                    dtype=dtype_name(dtype), video_conditioning=video is not None,
                     tracks_size=None if not args.tracks else list(args.tracks_size or (src_h, src_w)),
                     start_frame=args.start_frame, frame_fit=fit.to_dict(),
                     history_scene_cuts=[{"history_frame": t, "histogram_change": round(c, 4)} for t, c in cuts],
@@ -281,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
             official_meta = dict(video_path=os.path.abspath(args.video), H=h, W=w, cond_index=t_h,
                                  hist_len=pipe.history_frames, future_len=t_f, use_overlap=False, pred_len=pred_len,
                                  grid_stride=stride, grid_border=0, grid_origin=pipe.vae.config.grid_origin,
-                                 num_points=int(len(query)), dtype=args.dtype, device=str(device),
+                                 num_points=int(len(query)), dtype=dtype_name(dtype), device=str(device),
                                  noise_seed=args.seed, solver=args.solver, steps=args.steps,
                                  vis_threshold=None if pipe.visibility_predictor is None
                                  else pipe.visibility_predictor.config.threshold,
