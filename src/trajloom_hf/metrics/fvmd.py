@@ -68,12 +68,63 @@ def _fields(tracks: np.ndarray, vis: np.ndarray | None, mode: str):
     return vel, acc
 
 
+def _angle_bins_formula(dx: np.ndarray, dy: np.ndarray, mode: str) -> np.ndarray:
+    """The package's angle bins, element by element in float32 (fvmd §5.3; TrajLoom's ``floor(a / b)``: §10)."""
+    theta = np.arctan2(dx, dy)  # atan2(dx, dy): angle from +y (image down) towards +x
+    if mode == "official":
+        bins = np.floor_divide(theta + np.float32(np.pi), np.float32(2 * np.pi / ANGLE_BINS))
+    else:  # TrajLoom's floor(a / b): differs from `//` on bin edges (fvmd §5 table)
+        bins = np.floor((theta + np.float32(np.pi)) / np.float32(np.pi / 4))
+    return np.clip(bins, 0, ANGLE_BINS - 1).astype(np.intp)
+
+
+# A vector further than this (relative) from the axes and diagonals is binned by comparisons: its float32 angle is off
+# by a few 1e-7 rad at most, far from any 45-degree edge. Closer vectors (rare; exact zeros, integer steps) take the
+# formula itself, so the bins are the formula's bit for bit.
+_EDGE_MARGIN = np.float32(1e-4)
+
+
+def _angle_bins(dx: np.ndarray, dy: np.ndarray, mode: str) -> np.ndarray:
+    """``clip(floor((atan2(dx, dy) + pi) / (pi / 4)), 0, 7)`` of float32 vectors, equal to :func:`_angle_bins_formula`.
+
+    Bins 0-7 run over the octants ``(-pi, -3pi/4), ...``: octant ``4 [dx > 0] + (|dx| > |dy| if dx, dy have the same
+    sign else 2 + [|dx| < |dy|])``; no arctan2 except near an edge.
+    """
+    ax, ay = np.abs(dx), np.abs(dy)
+    right = dx > 0
+    bins = np.where(right == (dy > 0), ax > ay, 2 + (ax < ay)).astype(np.intp)
+    bins += 4 * right
+    big = np.maximum(ax, ay) * _EDGE_MARGIN
+    near = np.flatnonzero((np.minimum(ax, ay) <= big) | (np.abs(ax - ay) <= big))
+    if near.size:
+        bins.flat[near] = _angle_bins_formula(dx.flat[near], dy.flat[near], mode)
+    return bins
+
+
+def _weight_levels(mag: np.ndarray) -> np.ndarray:
+    """``ceil(clip(log2(mag + 1), 0, 8))`` (the weight times 8) of float32 magnitudes in [0, 255] (fvmd §5.4).
+
+    ``mag + 1`` is computed in float32 as the package does; ``frexp`` gives ``ceil(log2(x)) = e`` for ``x`` in
+    ``(2^(e-1), 2^e)``. At or just above a power of two float32 ``log2`` may round to the integer, so those (rare;
+    every exact zero is one) take ``log2`` itself.
+    """
+    x = mag + np.float32(1)
+    mant, level = np.frexp(x)
+    near = np.flatnonzero(mant < np.float32(0.5 + 2.0**-16))
+    if near.size:
+        level.flat[near] = np.ceil(np.clip(np.log2(x.flat[near]), 0, 8))
+    return level
+
+
+_LEVEL_WEIGHTS = np.arange(9, dtype=np.float64) / 8  # k / 8: exact in float64
+
+
 def _frame_cell_histograms(vectors: np.ndarray, grid_shape: tuple[int, int], mode: str) -> np.ndarray:
     """Per-frame, per-cell weighted angle histograms ``[B, S, MH, MW, 8]`` float64 of ``[B, S, N, 2]`` vectors.
 
-    Rows/columns that do not fill a 5 x 5 cell are dropped. Bins and weights use element-wise float32 ops in the
-    package's order, so they are bit-identical to it (fvmd §5.3-5.4); sums of multiples of 1/8 are exact in float64,
-    so any later summation (cubes, windows) is exact too.
+    Rows/columns that do not fill a 5 x 5 cell are dropped. Bins and weights equal the package's element-wise float32
+    ops bit for bit (fvmd §5.3-5.4; :func:`_angle_bins`, :func:`_weight_levels`); sums of multiples of 1/8 are exact
+    in float64, so any later summation (cubes, windows) is exact too.
     """
     b, s, n, _ = vectors.shape
     gh, gw = grid_shape
@@ -83,18 +134,14 @@ def _frame_cell_histograms(vectors: np.ndarray, grid_shape: tuple[int, int], mod
     if mh == 0 or mw == 0:
         raise ValueError(f"a {gh}x{gw} grid holds no {CELL}x{CELL} cell")
     v = np.asarray(vectors, np.float32).reshape(b, s, gh, gw, 2)[:, :, : mh * CELL, : mw * CELL]
-    theta = np.arctan2(v[..., 0], v[..., 1])  # atan2(dx, dy): angle from +y (image down) towards +x
-    if mode == "official":
-        bins = np.floor_divide(theta + np.float32(np.pi), np.float32(2 * np.pi / ANGLE_BINS))
-    else:  # TrajLoom's floor(a / b): differs from `//` on bin edges (fvmd §5 table)
-        bins = np.floor((theta + np.float32(np.pi)) / np.float32(np.pi / 4))
-    bins = np.clip(bins, 0, ANGLE_BINS - 1).astype(np.intp)
-    mag = np.clip(np.linalg.norm(v, axis=-1), 0, 255)
-    weight = np.ceil(np.clip(np.log2(mag + np.float32(1)), 0, 8)) / np.float32(8)
+    dx, dy = v[..., 0], v[..., 1]
+    bins = _angle_bins(dx, dy, mode)
+    mag = np.sqrt(dx * dx + dy * dy)  # = np.linalg.norm(v, axis=-1) in float32 (sqrt of the 2-term sum)
+    levels = _weight_levels(np.minimum(mag, np.float32(255)))
     cell = (np.arange(mh * CELL)[:, None] // CELL) * mw + np.arange(mw * CELL)[None, :] // CELL  # [H', W']
     frame = np.arange(b * s, dtype=np.intp).reshape(b, s, 1, 1) * (mh * mw)
     index = (frame + cell) * ANGLE_BINS + bins
-    hist = np.bincount(index.ravel(), weights=weight.ravel().astype(np.float64), minlength=b * s * mh * mw * ANGLE_BINS)
+    hist = np.bincount(index.ravel(), weights=_LEVEL_WEIGHTS[levels.ravel()], minlength=b * s * mh * mw * ANGLE_BINS)
     return hist.reshape(b, s, mh, mw, ANGLE_BINS)
 
 
