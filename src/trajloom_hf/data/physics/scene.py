@@ -48,11 +48,11 @@ SAMPLING = dict(
     min_gap=0.05,  # m between the bounding spheres of two objects at the start
     light_tilt=0.4,  # std of the directional light's horizontal direction components (pointing down)
 )
-# Textures (``textures=True``): smooth multi-octave grey noise, (cell px, weight) per octave, mapped to
-# ``[low, 1]`` and multiplied by the geom colour. The floor's 512 px tile spans 4 m; each object's 128 px image
+# Textures (``textures=True``): smooth, tiling multi-octave grey noise, (cell px, weight) per octave, mapped to
+# ``[low, 1]`` and multiplied by the geom colour. The floor's 256 px tile spans 4 m; each object's 128 px image
 # covers every face of a cube map.
-TEXTURES = dict(floor_size=512, floor_tile=4.0, floor_octaves=((96, 0.5), (32, 0.3), (10, 0.2)), floor_low=0.45,
-                object_size=128, object_octaves=((48, 0.5), (16, 0.3), (6, 0.2)), object_low=0.35)
+TEXTURES = dict(floor_size=256, floor_tile=4.0, floor_octaves=((32, 0.5), (10, 0.3), (3, 0.2)), floor_low=0.45,
+                object_size=128, object_octaves=((24, 0.5), (8, 0.3), (3, 0.2)), object_low=0.35)
 
 
 def _pair(value, name: str, lo: float = 0.0, strict: bool = True) -> Tuple[float, float]:
@@ -302,14 +302,19 @@ def sample_scene(seed: int, cfg: PhysicsSceneConfig) -> PhysicsScene:
 
 
 def _noise(rng: np.random.Generator, size: int, octaves, low: float) -> np.ndarray:
-    """Smooth grey noise ``[size, size]`` uint8 in ``[255 low, 255]`` (bicubic upsampled random grids)."""
-    import cv2
+    """Smooth, seamlessly tiling grey noise ``[size, size]`` uint8 in ``[255 low, 255]``.
 
-    img = np.zeros((size, size), np.float32)
+    White noise shaped in the Fourier domain (periodic, so the floor's repeated tiles show no seams) by a sum of
+    Gaussian low-passes of std ``cell / 2`` px, each scaled to give its octave unit variance, times its weight.
+    """
+    f2 = np.fft.fftfreq(size)[:, None] ** 2 + np.fft.rfftfreq(size)[None] ** 2
+    shape = np.zeros_like(f2)
     for cell, weight in octaves:
-        g = max(2, size // cell + 1)
-        img += weight * cv2.resize(rng.uniform(-1, 1, (g, g)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
+        h = np.exp(-2 * (np.pi * cell / 2) ** 2 * f2)
+        full = np.concatenate([h, h[:, 1:(size + 1) // 2][:, ::-1]], 1)  # the full spectrum, for Parseval's norm
+        shape += weight * h / np.sqrt(np.mean(full ** 2))
+    img = np.fft.irfft2(np.fft.rfft2(rng.normal(size=(size, size))) * shape, s=(size, size))
+    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
     return np.round(255 * (low + (1 - low) * img)).astype(np.uint8)
 
 
