@@ -32,7 +32,7 @@ from trajloom_hf.training.arguments import (add_checkpointing_args, add_run_args
 from trajloom_hf.training.checkpointing import Checkpointer
 from trajloom_hf.training.model_builders import AUTOENCODER_PRESETS, build_autoencoder
 from trajloom_hf.training.validation_loops import validate_autoencoder
-from trajloom_hf.training.window_datasets import build_segment_datasets, require_batches
+from trajloom_hf.training.window_datasets import build_segment_datasets, frame_size, require_batches
 from trajloom_hf.vae_losses import vae_loss
 
 logger = get_logger(__name__)
@@ -96,20 +96,23 @@ def main(argv=None):
     accelerator = make_accelerator(args, RUN, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(args.seed)
 
-    # 1. data (built on the main process first so the synthetic cache is written once)
+    # 1. model (its geometry checks run before any data is generated)
+    height, width = frame_size(args.bench, args.bench_config, (args.height, args.width))
+    model = build_autoencoder(args.preset, args.model_config, height=height, width=width, patch_size=args.stride,
+                              num_frames=args.num_frames, use_offsets=not args.no_offsets, offset_scale=args.offset_scale,
+                              lambda_temporal=args.lambda_temporal, lambda_spatial=args.lambda_spatial, beta=args.beta)
+
+    # 2. data (built on the main process first so the synthetic cache is written once)
     with accelerator.main_process_first():
-        train_ds, val_ds, (height, width) = build_segment_datasets(height=args.height, width=args.width, stride=args.stride,
-                                                                   num_frames=args.num_frames, **data_options(args))
+        train_ds, val_ds = build_segment_datasets(height=args.height, width=args.width, stride=args.stride,
+                                                  num_frames=args.num_frames, **data_options(args))
     require_batches(len(train_ds), args.train_batch_size, accelerator.num_processes)  # drop_last: else no step, ever
     logger.info(f"{len(train_ds)} training segments of {list(train_ds[0]['tracks'].shape)}, {len(val_ds)} validation segments")
     train_loader = DataLoader(train_ds, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                               num_workers=args.dataloader_num_workers)
     val_loader = DataLoader(val_ds, batch_size=args.train_batch_size)
 
-    # 2. model, optimiser, schedule
-    model = build_autoencoder(args.preset, args.model_config, height=height, width=width, patch_size=args.stride,
-                              num_frames=args.num_frames, use_offsets=not args.no_offsets, offset_scale=args.offset_scale,
-                              lambda_temporal=args.lambda_temporal, lambda_spatial=args.lambda_spatial, beta=args.beta)
+    # 3. optimiser, schedule
     if args.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
@@ -122,14 +125,14 @@ def main(argv=None):
     noise = torch.Generator(device=accelerator.device).manual_seed(args.seed + accelerator.process_index)
     start_run(accelerator, args, RUN)
 
-    # 3. resume: restore model/optimiser/scheduler/RNG/noise and skip the batches already seen in this epoch
+    # 4. resume: restore model/optimiser/scheduler/RNG/noise and skip the batches already seen in this epoch
     checkpointer = Checkpointer(accelerator, args.output_dir, model, optimizer, lr_scheduler, generators={"noise": noise})
     global_step = checkpointer.resume(args.resume_from_checkpoint)
     updates_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     first_epoch = global_step // updates_per_epoch
     skip_batches = (global_step % updates_per_epoch) * args.gradient_accumulation_steps
 
-    # 4. train
+    # 5. train
     unwrapped = accelerator.unwrap_model(model)
     cfg = unwrapped.config
     progress = tqdm(range(args.max_train_steps), initial=global_step, desc="train VAE", disable=not accelerator.is_local_main_process)
@@ -169,7 +172,7 @@ def main(argv=None):
             if global_step >= args.max_train_steps:
                 break
 
-    # 5. latent statistics over the training set (posterior means, eq. 6), then save_pretrained
+    # 6. latent statistics over the training set (posterior means, eq. 6), then save_pretrained
     accelerator.wait_for_everyone()
     running = RunningLatentStatistics(cfg.latent_channels)
     model.eval()

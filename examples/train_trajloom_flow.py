@@ -101,15 +101,17 @@ def main(argv=None) -> None:
     set_seed(args.seed)
     device = accelerator.device
 
-    # 1. frozen encoders and data (built on the main process first so the synthetic clip cache is written once)
+    # 1. frozen encoders and the model (checked against the VAE before any data is encoded)
     encoders = FrozenEncoders(args, device)
+    transformer = build_flow_transformer(encoders, args.init_transformer, args.transformer_config)
+
+    # 2. data (built on the main process first so the synthetic clip cache is written once), latent cache
     with accelerator.main_process_first():
         train_set, val_set = build_windows(encoders.vae.config, with_frames=encoders.video_vae is not None, **data_options(args))
     sampler = EpochShardSampler(len(train_set), args.train_batch_size, args.seed, accelerator.process_index, accelerator.num_processes)
     cache = open_latent_cache(encoders, args.latent_cache_dir, (train_set, val_set), accelerator, args.train_batch_size)
 
-    # 2. model, scheduler (source distribution and flow-time mixture), objective, optimiser
-    transformer = build_flow_transformer(encoders, args.init_transformer, args.transformer_config)
+    # 3. scheduler (source distribution and flow-time mixture), objective, optimiser
     if args.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     scheduler = FlowMatchTrajScheduler(
@@ -123,13 +125,13 @@ def main(argv=None) -> None:
     loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, sampler=sampler,
                                          collate_fn=collate_windows, num_workers=args.dataloader_num_workers)
 
-    # 3. resume (model, optimiser, RNG); the data order and per-step draws are functions of the step
+    # 4. resume (model, optimiser, RNG); the data order and per-step draws are functions of the step
     checkpointer = Checkpointer(accelerator, args.output_dir, objective, optimizer)
     global_step = checkpointer.resume(args.resume_from_checkpoint)
     raw_model = accelerator.unwrap_model(objective).transformer
     micro = global_step * args.gradient_accumulation_steps
 
-    # 4. the loop
+    # 5. the loop
     for batch in sampler.batches_from(loader, micro):
         if global_step >= args.max_train_steps:
             break
@@ -163,7 +165,7 @@ def main(argv=None) -> None:
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
             checkpointer.save(global_step, args.checkpoints_total_limit)
 
-    # 5. the model in the pipeline layout
+    # 6. the model in the pipeline layout
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         raw_model.save_pretrained(os.path.join(args.output_dir, "transformer"))

@@ -79,19 +79,19 @@ def main(argv=None) -> None:
     set_seed(args.seed)
     device = accelerator.device
 
-    # 1. frozen VAE and data
+    # 1. frozen VAE, the head, data
     encoders = FrozenEncoders(args, device)
+    model = VisibilityPredictor(
+        latent_channels=int(encoders.vae.config.latent_channels), hidden_size=args.hidden_size, depth=args.depth,
+        kernel_size=args.kernel_size, temporal_stride=encoders.temporal_stride, threshold=args.threshold,
+    )
     with accelerator.main_process_first():
         train_set, val_set = build_windows(encoders.vae.config, **data_options(args))
     sampler = EpochShardSampler(len(train_set), args.train_batch_size, args.seed, accelerator.process_index, accelerator.num_processes)
     cache = open_latent_cache(encoders, args.latent_cache_dir, (train_set, val_set), accelerator, args.train_batch_size)
 
-    # 2. model, optimiser, schedule (stepped by hand once per optimizer step: accelerate's wrapper would step it once
-    # per process)
-    model = VisibilityPredictor(
-        latent_channels=int(encoders.vae.config.latent_channels), hidden_size=args.hidden_size, depth=args.depth,
-        kernel_size=args.kernel_size, temporal_stride=encoders.temporal_stride, threshold=args.threshold,
-    )
+    # 2. optimiser, schedule (stepped by hand once per optimizer step: accelerate's wrapper would step it once per
+    # process)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay)
     lr_scheduler = warmup_cosine_scheduler(optimizer, args.lr_warmup_steps, args.max_train_steps, args.learning_rate, args.min_learning_rate)
     model, optimizer = accelerator.prepare(model, optimizer)

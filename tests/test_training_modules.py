@@ -154,7 +154,12 @@ def test_model_builders(vae_dir, tmp_path):
         build_flow_transformer(enc, init_from=str(tmp_path / "t"))
     with pytest.raises(ValueError, match="keeps its config"):
         build_flow_transformer(enc, init_from=str(tmp_path / "t"), num_layers=4)
+    (tmp_path / "typo.json").write_text(json.dumps({"num_layer": 2}))
+    with pytest.raises(TypeError, match="--transformer_config '.*typo.json': .*num_layer"):
+        build_flow_transformer(enc, config_path=str(tmp_path / "typo.json"))
     assert build_autoencoder("tiny", height=64, width=96, patch_size=16, num_frames=9).config.hidden_size == 32
+    with pytest.raises(ValueError, match="num_frames"):  # before any data is generated
+        build_autoencoder("tiny", height=64, width=96, patch_size=16, num_frames=10)
     with pytest.raises(ValueError, match="preset must be one of"):
         build_autoencoder("huge")
 

@@ -30,6 +30,14 @@ def _json_config(path: Optional[str], flag: str) -> Dict[str, Any]:
     return config
 
 
+def _construct(cls, kwargs: Dict[str, Any], source: str):
+    """``cls(**kwargs)``; an unknown argument names where it came from (a typo in a JSON config)."""
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise TypeError(f"{source}: {e}") from None
+
+
 def build_autoencoder(preset: str = "cpu", config_path: Optional[str] = None, **overrides) -> AutoencoderTraj:
     """``AutoencoderTraj`` of ``preset`` size, or of the arguments in the JSON file ``config_path`` (replaces the
     preset), with ``overrides`` (frame size, stride, window length, loss weights) on top."""
@@ -37,7 +45,7 @@ def build_autoencoder(preset: str = "cpu", config_path: Optional[str] = None, **
         raise ValueError(f"preset must be one of {sorted(AUTOENCODER_PRESETS)}, got {preset!r}")
     kwargs = _json_config(config_path, "--model_config") if config_path else dict(AUTOENCODER_PRESETS[preset])
     kwargs.update(overrides)
-    return AutoencoderTraj(**kwargs)
+    return _construct(AutoencoderTraj, kwargs, f"--model_config {config_path!r}" if config_path else "the model arguments")
 
 
 def build_flow_transformer(encoders, init_from: Optional[str] = None, config_path: Optional[str] = None,
@@ -69,7 +77,8 @@ def build_flow_transformer(encoders, init_from: Optional[str] = None, config_pat
             config.setdefault("video_latent_channels", int(encoders.video_vae.config.z_dim))
         if config["use_text_cond"] and encoders.text_encoder is not None:
             config.setdefault("text_embed_dim", int(encoders.text_encoder.config.d_model))
-        model = TrajFlowTransformer(**config)
+        model = _construct(TrajFlowTransformer, config,
+                           f"--transformer_config {config_path!r}" if config_path else "the transformer arguments")
     expected = encoders.latent_shape()
     if tuple(model.latent_shape) != tuple(expected):
         raise ValueError(f"transformer latent shape {tuple(model.latent_shape)} does not match the VAE's {tuple(expected)}")

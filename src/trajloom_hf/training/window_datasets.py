@@ -14,7 +14,7 @@ import torch
 from ..data.synthetic import SceneConfig
 from ..data.track_windows import TrackSegmentDataset, TrackWindowDataset, hf_dataset_clips, synthetic_clips
 
-__all__ = ["KeyedWindows", "build_segment_datasets", "build_windows", "collate_windows", "require_batches"]
+__all__ = ["KeyedWindows", "build_segment_datasets", "build_windows", "collate_windows", "frame_size", "require_batches"]
 
 VAL_SEED_OFFSET = 10_000_000
 
@@ -73,20 +73,23 @@ def build_windows(vae_config, *, bench: Optional[str] = None, bench_config: str 
 
 def build_segment_datasets(*, height: int, width: int, stride: int, num_frames: int, bench: Optional[str] = None,
                            bench_config: str = "synthetic", num_train_clips: int = 256, num_val_clips: int = 16,
-                           cache_dir: Optional[str] = None
-                           ) -> Tuple[TrackSegmentDataset, TrackSegmentDataset, Tuple[int, int]]:
-    """VAE data: every history and every future window of ``num_frames`` frames is one segment. Returns the
-    train / validation segments and the frame size ``(H, W)`` (the bench's, or ``height`` x ``width``)."""
+                           cache_dir: Optional[str] = None) -> Tuple[TrackSegmentDataset, TrackSegmentDataset]:
+    """VAE data: every history and every future window of ``num_frames`` frames is one segment (train, validation);
+    synthetic clips are ``height`` x ``width`` px with a ``stride`` query grid."""
     scene = SceneConfig(height=height, width=width, num_frames=2 * num_frames, stride=stride, render=False)
     train, val = _clips(scene, bench, bench_config, num_train_clips, num_val_clips, cache_dir, False, progress=True)
-    size = (height, width)
-    if bench:
-        from ..data.trajloombench import load_trajloombench
-
-        row = load_trajloombench(bench, bench_config, "train")[0]
-        size = (int(row["height"]), int(row["width"]))
     t = num_frames
-    return TrackSegmentDataset(TrackWindowDataset(train, t, t)), TrackSegmentDataset(TrackWindowDataset(val, t, t)), size
+    return TrackSegmentDataset(TrackWindowDataset(train, t, t)), TrackSegmentDataset(TrackWindowDataset(val, t, t))
+
+
+def frame_size(bench: Optional[str], bench_config: str, default: Tuple[int, int]) -> Tuple[int, int]:
+    """``(H, W)`` px of the clips: the TrajLoomBench's (its first training row), or ``default`` for synthetic clips."""
+    if not bench:
+        return tuple(default)
+    from ..data.trajloombench import load_trajloombench
+
+    row = load_trajloombench(bench, bench_config, "train")[0]
+    return int(row["height"]), int(row["width"])
 
 
 def require_batches(num_items: int, batch_size: int, num_processes: int, what: str = "training segments") -> None:
