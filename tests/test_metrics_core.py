@@ -419,3 +419,26 @@ def test_visibility_scores_hand_case():
         visibility_scores(pred[:, :1], ref)
     with pytest.raises(TypeError, match="`predictions` must be boolean"):
         visibility_scores(np.array([["a"]]), ref)
+
+
+@pytest.mark.parametrize("mode", ["official", "trajectory"])
+def test_fast_bins_and_weight_levels_equal_the_float32_formula_bit_for_bit(mode):
+    from trajloom_hf.metrics.fvmd import _angle_bins, _angle_bins_formula, _weight_levels
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(20000, 2)).astype(np.float32) * rng.choice([1e-7, 1e-3, 1.0, 50.0], size=(20000, 1))
+    edges = np.array([[a, b] for a in (0.0, -0.0, 1.0, -1.0, 3.0) for b in (0.0, -0.0, 1.0, -1.0, 3.0)], np.float32)
+    diag = rng.uniform(0.1, 100, size=(3000, 1)).astype(np.float32) * rng.choice([-1, 1], size=(3000, 2)).astype(np.float32)
+    near = diag.copy()  # one, two and a few ulps off the diagonals and axes
+    near[:1000, 0] = np.nextafter(near[:1000, 0], np.float32(np.inf))
+    near[1000:2000, 1] = np.nextafter(np.nextafter(near[1000:2000, 1], np.float32(0)), np.float32(0))
+    near[2000:, 0] *= np.float32(1e-5)
+    v = np.concatenate([r, edges, diag, near])
+    np.testing.assert_array_equal(_angle_bins(v[:, 0], v[:, 1], mode), _angle_bins_formula(v[:, 0], v[:, 1], mode))
+    thresholds = np.float32(2.0) ** np.arange(9, dtype=np.float32) - np.float32(1)  # 0, 1, 3, ..., 255
+    around = np.concatenate([thresholds, *[np.nextafter(thresholds, np.float32(d)) for d in (np.inf, -np.inf)]])
+    for _ in range(3):
+        around = np.concatenate([around, np.nextafter(around, np.float32(np.inf))])
+    mag = np.clip(np.concatenate([around, np.abs(r[:, 0]) * 5, [6e-8, 5.9e-8, 1e-30]]).astype(np.float32), 0, 255)
+    expected = np.ceil(np.clip(np.log2(mag + np.float32(1)), 0, 8))
+    np.testing.assert_array_equal(_weight_levels(mag), expected)

@@ -111,3 +111,23 @@ def test_errors_reach_the_caller(data):
         load("flow_tv").compute(predictions=np.zeros((2, 3, 4, 2), np.float32))
     with pytest.raises(ValueError, match="square grid"):
         load("fvmd").compute(predictions=pred, references=gt, mode="official")
+
+
+def test_direct_compute_skips_the_arrow_round_trip_and_batches_still_accumulate(data, monkeypatch):
+    pred, gt, vis = data
+    metric = load("vepe")
+    calls = []
+    monkeypatch.setattr(type(metric), "add_batch", lambda self, **kw: calls.append(kw) or None, raising=False)
+    direct = metric.compute(predictions=pred, references=gt, visibility=vis)["vepe_px"]
+    assert not calls  # arrays reach the library function as they are: no Features encoding, no cache file
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    batched = load("vepe")
+    batched.add_batch(predictions=pred[:2], references=gt[:2])
+    batched.add_batch(predictions=pred[2:], references=gt[2:])
+    assert batched.compute(visibility=vis)["vepe_px"] == pytest.approx(direct, rel=1e-6) == pytest.approx(
+        core.vepe(pred, gt, vis), rel=1e-9)
+    with pytest.raises(ValueError, match="inputs are missing.*references"):
+        load("vepe").compute(predictions=pred)
+    lists = load("flow_tv").compute(predictions=pred.tolist(), grid_shape=(5, 6), grid_stride=8)["flow_tv"]
+    assert lists == pytest.approx(core.flow_tv(pred, grid_shape=(5, 6), grid_stride=8).value, rel=1e-9)

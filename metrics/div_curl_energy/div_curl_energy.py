@@ -6,6 +6,7 @@ import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.flow_field import div_curl_energy
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
 
 _DESCRIPTION = """DivCurlEnergy (eq. 16): mean squared divergence + curl of the per-frame flow on the grid cells, 1/frame^2 (paper tables: x 10^3). Lower is smoother / more coherent motion."""
 _CITATION = """@article{trajloom2026, title={TrajLoom}, journal={arXiv:2603.22606}, year={2026}}"""
@@ -21,7 +22,7 @@ TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("f
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
-class DivCurlEnergy(evaluate.Metric):
+class DivCurlEnergy(DirectComputeMixin, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
                                    features=datasets.Features({"predictions": TRACKS}))

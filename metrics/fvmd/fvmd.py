@@ -6,6 +6,7 @@ import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.fvmd import fvmd
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
 
 _DESCRIPTION = """Fréchet distance between Gaussians fitted to magnitude-weighted motion-angle histograms of two sets
 of point tracks (velocity, acceleration and both). mode="official" reproduces the official FVMD package on given
@@ -35,7 +36,7 @@ TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("f
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
-class FVMD(evaluate.Metric):
+class FVMD(DirectComputeMixin, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,

@@ -6,6 +6,7 @@ import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.fvmd import fvmd_long
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
 
 _DESCRIPTION = """FVMD computed on the full forecast window as a single clip, so that errors that accumulate late in a
 long horizon count as much as early ones. The paper's tables report FVMD-Long x 10^-3."""
@@ -22,7 +23,7 @@ TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("f
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
-class FVMDLong(evaluate.Metric):
+class FVMDLong(DirectComputeMixin, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
                                    features=datasets.Features({"predictions": TRACKS, "references": TRACKS}))

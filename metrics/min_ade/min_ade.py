@@ -6,6 +6,7 @@ import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.endpoint import displacement_errors
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
 
 _DESCRIPTION = """Sample accuracy of generative forecasts: per video and sample, the mean error over visible points
 (ADE) and at each point's last visible frame (FDE); minADE/minFDE keep the best of the K samples per video."""
@@ -23,7 +24,7 @@ TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("f
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
-class MinADE(evaluate.Metric):
+class MinADE(DirectComputeMixin, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
                                    features=datasets.Features({"predictions": SAMPLES, "references": TRACKS}))

@@ -6,6 +6,7 @@ import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.endpoint import vepe
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
 
 _DESCRIPTION = """Mean Euclidean distance in pixels between predicted and reference points, pooled over every visible
 (video, frame, point). Used for TrajLoom-VAE reconstructions (paper Tables 2 and 4)."""
@@ -21,7 +22,7 @@ TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("f
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
-class VEPE(evaluate.Metric):
+class VEPE(DirectComputeMixin, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
                                    features=datasets.Features({"predictions": TRACKS, "references": TRACKS}))

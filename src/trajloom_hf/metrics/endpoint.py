@@ -41,11 +41,11 @@ def vepe(predictions, references, visibility=None) -> float:
     per = max(1, CHUNK_POINTS // int(np.prod(ref.shape[1:-1])))
     total, count = 0.0, 0
     for i in range(0, ref.shape[0], per):
-        p, r = pred[i : i + per].astype(np.float64), ref[i : i + per].astype(np.float64)
-        valid = vis[i : i + per] & np.isfinite(r).all(-1) & np.isfinite(p).all(-1)
-        err = np.linalg.norm(np.where(valid[..., None], p - r, 0.0), axis=-1)
-        total += float(err.sum())
-        count += int(valid.sum())
+        d = pred[i : i + per].astype(np.float64) - ref[i : i + per]
+        err = np.sqrt(np.einsum("...i,...i->...", d, d))
+        valid = vis[i : i + per] & np.isfinite(err)  # NaN/inf in either coordinate set makes the error non-finite
+        total += float(np.sum(err, where=valid))
+        count += int(np.count_nonzero(valid))
     if count == 0:
         raise ValueError("no valid (visible, finite) point to evaluate: `visibility` is all False")
     return total / count

@@ -28,3 +28,26 @@ def metric_path(name: str) -> str:
             "repository (install it with `pip install -e .` from a clone), or load them from the Hub"
         )
     return str(path)
+
+
+class DirectComputeMixin:
+    """For the ``evaluate`` modules: ``compute(predictions=..., references=...)`` on in-memory arrays calls
+    ``_compute`` on them directly, without evaluate's Arrow round trip (encoding ``[V, T, N, 2]`` tracks as nested
+    ``float32`` lists, writing a cache file and reading it back cost 10-80x the metric itself: bench_metrics).
+
+    The Features still document the inputs, and the accumulate path is unchanged: after ``add_batch``/``add`` calls,
+    or with ``num_process > 1``, ``compute`` goes through evaluate as usual. Put it before ``evaluate.Metric``.
+    """
+
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """Compute the metric (numpy arrays or nested lists; see the module's inputs below).
+"""  # evaluate appends the module's inputs description to this docstring
+        pending = getattr(self, "writer", None) is not None or getattr(self, "buf_writer", None) is not None
+        if getattr(self, "num_process", 1) != 1 or pending or predictions is None:
+            return super().compute(predictions=predictions, references=references, **kwargs)
+        names = list(self._feature_names())
+        given = {"predictions": predictions, "references": references, **kwargs}
+        missing = [k for k in names if given.get(k) is None]
+        if missing:
+            raise ValueError(f"Evaluation module inputs are missing: {missing}. All required inputs are {names}")
+        return self._compute(**{k: given[k] for k in names}, **{k: v for k, v in kwargs.items() if k not in names})

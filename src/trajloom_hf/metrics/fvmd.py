@@ -50,7 +50,7 @@ class FVMDResult:
 
 def _fields(tracks: np.ndarray, vis: np.ndarray | None, mode: str):
     """Velocity and acceleration ``[B, S, N, 2]`` float32 of tracks ``[B, S, N, 2]`` (fvmd §4; masks: §10.4)."""
-    y = tracks.astype(np.float32)
+    y = np.asarray(tracks, np.float32)
     vel = np.zeros_like(y)
     vel[:, 1:] = y[:, 1:] - y[:, :-1]
     acc = np.zeros_like(y)
@@ -63,8 +63,9 @@ def _fields(tracks: np.ndarray, vis: np.ndarray | None, mode: str):
         mv[:, 1:] = vis[:, 1:] & vis[:, :-1]
         ma = np.zeros(vis.shape, bool)
         ma[:, 2:] = mv[:, 2:] & vis[:, :-2]
-        vel = np.where(mv[..., None], vel, np.float32(0))
-        acc = np.where(ma[..., None], acc, np.float32(0))
+        # masked vectors become (+-0, +-0): weight 0, so their (sign-dependent) bin never counts
+        np.multiply(vel, mv[..., None], out=vel)
+        np.multiply(acc, ma[..., None], out=acc)
     return vel, acc
 
 
@@ -134,7 +135,7 @@ def _frame_cell_histograms(vectors: np.ndarray, grid_shape: tuple[int, int], mod
     if mh == 0 or mw == 0:
         raise ValueError(f"a {gh}x{gw} grid holds no {CELL}x{CELL} cell")
     v = np.asarray(vectors, np.float32).reshape(b, s, gh, gw, 2)[:, :, : mh * CELL, : mw * CELL]
-    dx, dy = v[..., 0], v[..., 1]
+    dx, dy = np.ascontiguousarray(v[..., 0]), np.ascontiguousarray(v[..., 1])  # contiguous: ~2x faster ufuncs
     bins = _angle_bins(dx, dy, mode)
     mag = np.sqrt(dx * dx + dy * dy)  # = np.linalg.norm(v, axis=-1) in float32 (sqrt of the 2-term sum)
     levels = _weight_levels(np.minimum(mag, np.float32(255)))
@@ -266,6 +267,8 @@ def _prepare(tracks, visibility, name):
         vis = np.asarray(visibility).astype(bool)
         if vis.shape != tr.shape[:-1]:
             raise ValueError(f"visibility of `{name}` must have shape {list(tr.shape[:-1])}, got {list(vis.shape)}")
+    if np.isfinite(tr.sum(dtype=np.float64)):  # one pass: NaN/inf anywhere makes the sum non-finite
+        return tr, vis
     finite = np.isfinite(tr).all(-1)
     if not finite.all():
         if vis is None:
