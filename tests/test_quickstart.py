@@ -1,5 +1,9 @@
-"""The smoke preset of the main job runs top to bottom: bench, both models, evaluation, results.md and GIFs."""
+"""The smoke preset of the main job runs top to bottom: bench, both models, evaluation, results.md and GIFs; a
+second seed and the spread over seeds; a training stage gives the same weights alone and next to another."""
 
+import hashlib
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -8,9 +12,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_quickstart():
+    spec = importlib.util.spec_from_file_location("quickstart_under_test", ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_quickstart_smoke(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--preset", "smoke", "--out", str(tmp_path)]
+    cmd = [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--preset", "smoke", "--out", str(tmp_path), "--threads", "2"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = tmp_path / "smoke"
@@ -42,6 +53,54 @@ def test_quickstart_smoke(tmp_path):
     assert values == {"accuracy": results["TrajLoom"]["vis_accuracy"], "f1": results["TrajLoom"]["occlusion_f1"]}
     meta = yaml.safe_load((out / "model_cards" / "whn_style_baseline.md").read_text().split("---")[1])
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == results["WHN-style"]["fvmd"]
-    # re-running skips every finished stage
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert again.returncode == 0 and again.stdout.count("[skip]") >= 8
+    # every stage records its wall and CPU time and its (fixed) thread count, in its reproduce command too
+    stages = json.loads((out / "stages.json").read_text())
+    vae = stages["2/7 TrajLoom: AutoencoderTraj"]
+    assert vae["threads"] == 1 and stages["3/7 TrajLoom: on-policy K-step stage"]["threads"] == 2  # --threads 2
+    assert vae["command"].startswith("OMP_NUM_THREADS=1 python examples/train_autoencoder_traj.py")
+    assert 0 < vae["cpu_seconds"] and 0 < vae["seconds"]
+    # a second seed: re-running skips every finished stage of seed 0, trains seed 1, then the spread over both
+    again = subprocess.run(cmd + ["--seeds", "0", "1"], capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count("[skip]") >= 8
+    seed1 = json.loads((tmp_path / "smoke-seed1" / "results" / "results.json").read_text())
+    assert seed1["settings"]["seed"] == 1
+    assert seed1["results"]["TrajLoom"]["fvmd"] != results["TrajLoom"]["fvmd"]  # another seed, other weights
+    assert seed1["results"]["static"] == results["static"]  # the same benchmark for every seed
+    assert "--seed 1" in (tmp_path / "smoke-seed1" / "model_cards" / "trajloom_pipeline.md").read_text()
+    spread = json.loads((out / "seed_spread.json").read_text())
+    assert spread["seeds"] == [0, 1]
+    fvmd = spread["spread"]["TrajLoom"]["fvmd"]
+    assert fvmd["values"] == [results["TrajLoom"]["fvmd"], seed1["results"]["TrajLoom"]["fvmd"]] and fvmd["std"] > 0
+    text = (out / "seed_spread.md").read_text()
+    assert "Mean ± std over 2 seeds (0, 1)." in text and "| TrajLoom | " in text and "FVMD, WHN-style:" in text
+
+
+def _vae_stage(qs, tmp_path, name):
+    """A small AutoencoderTraj training stage on procedural clips (the smoke model, 6 steps)."""
+    return qs.Stage(name, tmp_path / name / "config.json", "vae", [
+        sys.executable, ROOT / "examples" / "train_autoencoder_traj.py", "--output_dir", tmp_path / name,
+        "--preset", "tiny", "--height", 64, "--width", 96, "--stride", 16, "--num_frames", 9, "--num_train_clips", 4,
+        "--num_val_clips", 2, "--train_batch_size", 2, "--max_train_steps", 6, "--lr_warmup_steps", 2,
+        "--learning_rate", 2e-3, "--validation_steps", 6, "--checkpointing_steps", 6, "--report_to", "csv"],
+        steps=6, folder=tmp_path / name, log=tmp_path / "stages.json")
+
+
+def test_training_stage_gives_identical_weights_alone_and_next_to_another(tmp_path, monkeypatch):
+    """The thread count of a stage is fixed by the plan, never by timing or the caller's environment: a stage of a
+    two-chain phase gets the same weights whether the other chain is training at the same time or already done."""
+    qs = load_quickstart()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # what a stage would inherit if its count were left open
+    runner = qs.StageRunner(threads=2, priors={}, poll_s=0.2, progress=False)
+    (tmp_path / "finished.marker").touch()
+    finished = qs.Stage("finished", tmp_path / "finished.marker", "vae", ["false"])  # skipped: its output exists
+    runner.execute([qs.Phase([[_vae_stage(qs, tmp_path, "together")], [_vae_stage(qs, tmp_path, "other")]]),
+                    qs.Phase([[_vae_stage(qs, tmp_path, "alone")], [finished]])])
+    assert runner.ran == ["together", "other", "alone"] or runner.ran == ["other", "together", "alone"]
+    digest = {n: hashlib.sha256((tmp_path / n / "diffusion_pytorch_model.safetensors").read_bytes()).hexdigest()
+              for n in ("together", "other", "alone")}
+    assert digest["together"] == digest["other"] == digest["alone"]
+    stages = json.loads((tmp_path / "stages.json").read_text())
+    assert {stages[n]["threads"] for n in ("together", "other", "alone")} == {1}
+    assert stages["alone"]["command"].startswith("OMP_NUM_THREADS=1 python ")
+    assert all(stages[n]["cpu_seconds"] > 0 for n in digest)

@@ -32,6 +32,14 @@ def test_mp4_bytes_round_trip_and_odd_size(frames):
     assert np.abs(back[:, :63, :95].astype(float) - frames[:, :63, :95]).mean() < 4.0
 
 
+def test_mp4_bytes_are_identical_from_run_to_run():
+    """Multi-threaded x264 gave different bytes for the same frames now and then (2 distinct outputs in 30 encodes
+    of this clip on a loaded 2-core machine), so a TrajLoomBench build was not bit-identical; one thread is."""
+    rng = np.random.default_rng(0)
+    noisy = np.cumsum(rng.integers(0, 256, (18, 80, 96, 3)), axis=0).astype(np.uint8)
+    assert len({vio.encode_mp4_bytes(noisy) for _ in range(16)}) == 1
+
+
 def test_gif_and_png(tmp_path, frames):
     from PIL import Image
 

@@ -162,7 +162,9 @@ def _encode(target, frames: np.ndarray, fps: Fraction, crf: int) -> None:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
+        # one encoder thread: multi-threaded x264 output depends on thread timing (the same frames gave different
+        # bytes from run to run), and a TrajLoomBench build must be bit-identical from run to run
+        stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
