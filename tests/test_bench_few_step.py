@@ -1,0 +1,48 @@
+"""benchmarks/bench_few_step.py: pipelines scored at several Euler step counts on the same clips."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_few_step", ROOT / "benchmarks" / "bench_few_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_few_step_sweep_scores_every_step_count(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from tests.test_pipeline_trajloom import tiny_pipeline
+
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 3},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
+    tiny_pipeline(height=80).save_pretrained(tmp_path / "a")
+    tiny_pipeline(seed=1, height=80).save_pretrained(tmp_path / "b")
+    mod = _bench_module()
+    out = tmp_path / "few.json"
+    assert mod.main(["--bench", str(bench), "--config", "synthetic", "--num-samples", "2", "--dtype", "float32",
+                     "--run", f"on-policy={tmp_path / 'a'}@1,3", "--run", f"base={tmp_path / 'b'}@3", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["method"], r["steps"]) for r in rows] == [("on-policy", 1), ("on-policy", 3), ("base", 3)]
+    assert rows[0]["fvmd"] != rows[1]["fvmd"]  # the step count changes the samples
+    assert all(r["num_samples"] == 2 and r["forecast_s"] > 0 for r in rows)
+    table = capsys.readouterr().out
+    assert "| on-policy | 1 |" in table and "| base | 3 |" in table
+
+
+@pytest.mark.parametrize("bad", ["a=dir", "=dir@2", "a=dir@x", "a=dir@0,2"])
+def test_run_argument_errors(bad):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="--run"):
+        _bench_module().parse_run(bad)
+    assert _bench_module().parse_run("on=x/y@2,4,10") == ("on", "x/y", [2, 4, 10])
