@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--clips", type=int, default=10, help="timed clips per size")
     ap.add_argument("--baselines", type=int, default=0, help="clips for the baseline scores (0: skip)")
     ap.add_argument("--camera", default="static", choices=["static", "moving"])
+    ap.add_argument("--fps", type=float, default=16.0, help="frames per simulated second (the bench's --fps)")
     ap.add_argument("--tracker", default="", help="with --baselines: also score a tracker run on the frames (e.g. optical_flow)")
     ap.add_argument("--montage", default=None, help="write a PNG of 4 clips (9 frames each, tracks drawn) here")
     args = ap.parse_args()
@@ -100,9 +101,9 @@ def main():
         print(f"    tracks only (no rendering): {rate:.2f} clips/s ({cpu:.2f} CPU-s per clip)")
     if args.baselines:
         cfg = PhysicsSceneConfig(height=96, width=160, num_frames=66, stride=16, camera=args.camera,
-                                 render=bool(args.tracker))
+                                 render=bool(args.tracker), fps=args.fps)
         stats, scores = baseline_scores(cfg, args.baselines, 33, args.tracker)
-        print(f"{args.baselines} test-seed clips at 96x160, 33+33 frames, stride 16, camera {args.camera}:")
+        print(f"{args.baselines} test-seed clips at 96x160, 33+33 frames, stride 16, {args.fps:g} fps, camera {args.camera}:")
         for k, v in stats.items():
             print(f"    {k}: " + (" / ".join(f"{x:.3f}" for x in v) if isinstance(v, tuple) else f"{v:.3f}"))
         for name, s in scores.items():
@@ -112,7 +113,7 @@ def main():
         from trajloom_hf.rendering import montage, render_tracks
         from trajloom_hf.video_io import save_png
 
-        cfg = PhysicsSceneConfig(height=96, width=160, num_frames=66, stride=16, camera=args.camera)
+        cfg = PhysicsSceneConfig(height=96, width=160, num_frames=66, stride=16, camera=args.camera, fps=args.fps)
         rows = []
         for s in range(4):
             c = generate_physics_clip(2_000_000 + s, cfg)
