@@ -182,6 +182,9 @@ def test_sudden_track_loss_and_scene_cuts():
     few = np.zeros((4, 20), bool)
     few[:2, :3] = True  # 3 points vanish: too few to say anything
     assert sudden_track_loss(few) == []
+    drift = np.zeros((3, 40), bool)
+    drift[0, :9], drift[1, :9], drift[2, :3] = True, True, True  # 6 of the 9 left lost: drift, not a cut (9 < 40/4)
+    assert sudden_track_loss(drift) == [] and sudden_track_loss(drift, min_share=0.2) == [(2, pytest.approx(6 / 9))]
     with pytest.raises(ValueError, match="`visibility` must be bool"):
         sudden_track_loss(vis.astype(float))
     a = generate_clip(0, SceneConfig(height=48, width=64, num_frames=6, stride=16)).frames

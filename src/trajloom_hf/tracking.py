@@ -191,7 +191,8 @@ class CoTrackerAdapter:
         return tracks, vis
 
 
-def sudden_track_loss(visibility, min_fraction: float = 0.5, min_points: int = 4) -> List[Tuple[int, float]]:
+def sudden_track_loss(visibility, min_fraction: float = 0.5, min_points: int = 4,
+                      min_share: float = 0.25) -> List[Tuple[int, float]]:
     """Frames at which a tracker lost most of its points at once: what a scene cut (or a flash, or a jump in the
     video) does to tracks, which a forecast from them cannot survive.
 
@@ -199,7 +200,8 @@ def sudden_track_loss(visibility, min_fraction: float = 0.5, min_points: int = 4
         visibility: ``[T, N]`` bool (the history's tracker visibility).
         min_fraction: report frame ``t`` when at least this fraction of the points visible at ``t - 1`` is not
             visible at ``t``.
-        min_points: and at least this many points were visible at ``t - 1`` (a handful of points says nothing).
+        min_points, min_share: and at least ``max(min_points, min_share N)`` points were visible at ``t - 1`` (a
+            tracker that has already lost most points by drift, losing a few more, is not a cut).
     Returns:
         ``[(t, fraction lost), ...]`` in frame order (``t`` counted from the first frame of ``visibility``).
     """
@@ -211,7 +213,7 @@ def sudden_track_loss(visibility, min_fraction: float = 0.5, min_points: int = 4
     before = vis[:-1].sum(1)
     lost = (vis[:-1] & ~vis[1:]).sum(1)
     frac = lost / np.maximum(before, 1)
-    hits = np.flatnonzero((before >= max(1, min_points)) & (frac >= min_fraction))
+    hits = np.flatnonzero((before >= max(1, min_points, min_share * vis.shape[1])) & (frac >= min_fraction))
     return [(int(t) + 1, float(frac[t])) for t in hits]
 
 
