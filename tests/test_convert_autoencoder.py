@@ -133,9 +133,20 @@ def test_converted_vae_matches_dense_official_formulation():
 
 
 def test_official_config_mapping_and_latent_stats(tmp_path):
-    cfg = vae_config_from_official({"vae": {"input_height": 480, "input_width": 832, "num_frames_in": 81, "temp_stride": 4,
-                                            "use_dino": False, "hidden_size": 512}})
-    assert cfg == {"height": 480, "width": 832, "num_frames": 81, "temporal_stride": 4, "hidden_size": 512}
+    # the official trajloom_vae_config.json nests the VAE config under trajloom_vae.config (reference §2.1)
+    section = {"input_height": 480, "input_width": 832, "num_frames_in": 81, "temp_stride": 4, "use_dino": False,
+               "hidden_size": 512, "num_heads": 8}
+    expected = {"height": 480, "width": 832, "num_frames": 81, "temporal_stride": 4, "hidden_size": 512, "num_heads": 8}
+    assert vae_config_from_official({"trajloom_vae": {"config": section}, "train": {"lr": 2e-5}}) == expected
+    assert vae_config_from_official({"vae": section}) == expected
+    # a file it cannot read is refused (it used to be ignored and the head count guessed from the weights)
+    for unreadable in ({"trajloom": {"config": section}}, {"trajloom_vae": {"config": {"hidden_size": 512}}}, {}):
+        with pytest.raises(ValueError, match="cannot read the VAE config.*gives num_heads.*trajloom_vae.config"):
+            vae_config_from_official(unreadable)
+    with pytest.raises(ValueError, match="not divisible by num_heads"):
+        vae_config_from_official({"trajloom_vae": {"config": {**section, "num_heads": 7}}})
+    with pytest.raises(ValueError, match="`num_heads` must be a positive integer"):
+        vae_config_from_official({"trajloom_vae": {"config": {**section, "num_heads": "8"}}})
     stats = {"z_all": {"per_channel": {"mean": [0.5] * C, "std": [2.0] * C}}}
     out = latent_stats_from_official(stats)
     model = convert_trajloom_vae(official_state_dict(), num_heads=HEADS, **out)
@@ -186,3 +197,44 @@ def test_conversion_honours_offset_scale_and_absolute_coordinates(overrides):
         dec = model.decode(mean).sample
     assert (mean - ref_mean).abs().max().item() < 1e-5
     assert (dec - ref_dec).abs().max().item() < 1e-5
+
+
+def test_official_config_file_sets_the_head_count():
+    """A 2-head VAE converted from the official config layout gets 2 heads (it was converted with a guessed 1)."""
+    sd = official_state_dict()
+    official = {"trajloom_vae": {"config": {"hidden_size": D, "num_heads": 2, "patch_size": S, "input_height": H,
+                                            "input_width": W, "num_frames_in": T, "temp_stride": STRIDE}}}
+    model = convert_trajloom_vae(sd, official).double()
+    assert model.config.num_heads == 2
+    norm = torch.rand(1, T, N, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        ours = model.encode(norm).latent_dist.mean
+        guessed = convert_trajloom_vae(sd, num_heads=1).double().encode(norm).latent_dist.mean
+    assert (ours - guessed).abs().max() > 1e-4  # the head count matters: guessing it would be silently wrong
+    with pytest.raises(ValueError, match="head count cannot be read from the weights"):
+        convert_trajloom_vae(sd)
+
+
+def test_bf16_checkpoint_loads_as_fp32_with_a_note(tmp_path):
+    sd = official_state_dict()
+    path = tmp_path / "trajloom_vae.pt"
+    torch.save({"vae": {k: v.to(torch.bfloat16) for k, v in sd.items()}}, path)
+    with pytest.warns(UserWarning, match="bfloat16 tensors: read as float32"):
+        model = convert_trajloom_vae(path, num_heads=HEADS)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for key in ("to_latents.weight", "from_latents.bias", "temp_compressor.conv.weight"):  # values unchanged
+        torch.testing.assert_close(model.state_dict()[key], sd[key].to(torch.bfloat16).float(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="pos_embed"):  # a wrong size is still caught at bf16 precision
+        convert_trajloom_vae(path, num_heads=HEADS, width=128)
+
+
+def test_nan_weights_and_non_checkpoints_are_named(tmp_path):
+    sd = official_state_dict()
+    sd["to_latents.weight"][3, 1] = float("nan")  # one flipped exponent bit is enough
+    with pytest.raises(ValueError, match="'to_latents.weight' holds NaN or inf: the file is corrupt"):
+        convert_trajloom_vae({"vae": sd}, num_heads=HEADS)
+    junk = tmp_path / "notes.pt"
+    junk.write_text("these are my notes, not a checkpoint")
+    with pytest.raises(ValueError, match="is not a PyTorch checkpoint") as info:
+        convert_trajloom_vae(junk, num_heads=HEADS)
+    assert "weights_only=False" not in str(info.value)

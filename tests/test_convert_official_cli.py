@@ -26,7 +26,8 @@ def official_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("official")
     torch.save({"vae": official_vae_state_dict(), "epoch": 1}, d / "trajloom_vae.pt")
     torch.save({"generator": _random_official_generator(**GEN_SIZES)}, d / "trajloom_generator.pt")
-    (d / "trajloom_vae_config.json").write_text(json.dumps({"vae": {"num_heads": HEADS, "input_height": 64, "input_width": 96}}))
+    (d / "trajloom_vae_config.json").write_text(json.dumps(  # the official layout (reference §2.1)
+        {"trajloom_vae": {"config": {"num_heads": HEADS, "input_height": 64, "input_width": 96}}, "train": {}}))
     (d / "trajloom_generator_config.json").write_text(json.dumps({"generator": {
         "num_heads": 4, "input_height": 64, "input_width": 96, "patch_size": 16, "num_frames_in": 9, "latent_time_stride": 4}}))
     stats = {"z_all": {"per_channel": {"mean": [0.1, 0.2, 0.3, 0.4], "std": [1.0, 2.0, 3.0, 4.0]}}}

@@ -61,7 +61,7 @@ def test_forecast_tracks_the_video_when_no_tracks_are_given(setup):
 
 def test_errors_leave_no_partial_output(setup):
     d, _ = setup
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
+    with pytest.raises(FileNotFoundError, match="nope' does not exist"):  # not "has no model_index.json"
         main(["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "nope"), "--out", str(d / "bad")])
     with pytest.raises(ValueError, match="could not be decoded"):
         (d / "junk.mp4").write_bytes(b"junk" * 50)

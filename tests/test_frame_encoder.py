@@ -199,8 +199,8 @@ def test_whn_style_baseline_sees_the_clip(clips, monkeypatch):
     # earlier track positions do not matter either
     moved = a.tracks[:T].copy()
     moved[:-1] += 3.0
-    np.testing.assert_allclose(whn(moved, a.visibility[:T], video=a.frames[:T], generator=gen(),
-                                   num_inference_steps=2).future_tracks, ga, atol=1e-4)
+    np.testing.assert_allclose(whn(moved, a.visibility[:T], video=a.frames[:T], generator=gen(), num_inference_steps=2,
+                                   check_query_grid=False).future_tracks, ga, atol=1e-4)  # frame 0 moved off the grid
 
 
 def test_trajloom_with_video_uses_one_frame_per_latent_step(clips, monkeypatch):

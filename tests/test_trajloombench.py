@@ -385,3 +385,23 @@ def test_corrupt_manifest_and_bad_settings_are_named_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"--num-train\) must be a non-negative integer, got -3"):
         build_trajloombench("synthetic", str(fresh), "syn", settings=S, counts={"train": -3}, progress=False)
     assert not fresh.exists()  # refused before anything was written
+
+
+def test_swapped_axes_and_invisible_clips_are_skipped_with_the_reason(tmp_path):
+    folder = tmp_path / "official"
+    folder.mkdir()
+    c = generate_clip(21, SceneConfig(height=64, width=96, num_frames=12, stride=16))
+    for name in ("good", "yx", "hidden"):
+        write_video(folder / f"{name}.mp4", c.frames, 8)
+    np.savez(folder / "good.npz", tracks=c.tracks.transpose(1, 0, 2), visibility=c.visibility.T)
+    np.savez(folder / "yx.npz", tracks=c.tracks[..., ::-1].transpose(1, 0, 2), visibility=c.visibility.T)  # (y, x)
+    np.savez(folder / "hidden.npz", tracks=c.tracks.transpose(1, 0, 2), visibility=np.zeros_like(c.visibility.T))
+    m = build_trajloombench("trajloom-official", str(tmp_path / "b"), "k", settings=S, input_path=str(folder),
+                            progress=False)
+    assert m["counts"] == {"test": 1}
+    assert "off the stride-16 query grid" in m["skipped"]["official-yx"]
+    assert "no point is visible in any frame" in m["skipped"]["official-hidden"]
+    # read with the right axis order, the same file is accepted
+    m = build_trajloombench("trajloom-official", str(tmp_path / "c"), "k", settings=S, input_path=str(folder),
+                            source_kwargs={"axis_order": "yx"}, progress=False)
+    assert "official-yx" in {cid for s in m["shards"]["test"] for cid in s["clip_ids"]}

@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                       f"`--start-frame {args.start_frame + breaks[-1]}`.", UserWarning, stacklevel=2)
     video = frames if (pipe.video_vae is not None or getattr(pipe, "frame_encoder", None) is not None) else None
     out = pipe(tracks, vis, video=video, prompt=args.caption, num_samples=args.num_samples,
-               num_inference_steps=args.steps, solver=args.solver,
+               num_inference_steps=args.steps, solver=args.solver, check_query_grid=not args.no_grid_check,
                generator=[torch.Generator().manual_seed(args.seed)])
     fut, fvis = out.future_tracks[0], out.future_visibility[0]
     prob = None if out.visibility_prob is None else out.visibility_prob[0]

@@ -14,6 +14,7 @@ dropped. Files are read with ``weights_only=True``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
@@ -26,10 +27,34 @@ VAE_WRAPPER_KEYS = ("vae", "model_state_dict", "state_dict", "model")
 _FIXED_TABLES = ("pos_embed", "temp_embed_in")
 
 
+# where the official JSON files keep the VAE config (reference §2.1: ``trajloom_vae.config`` in all three files)
+VAE_CONFIG_SECTIONS = (("trajloom_vae", "config"), ("trajloom_vae",), ("vae", "config"), ("vae",), ("config",), ())
+# sizes that cannot be read off the tensors: a config that does not give them is refused, not guessed
+_REQUIRED_VAE_KEYS = ("num_heads",)
+
+
 def vae_config_from_official(official: Mapping[str, Any]) -> Dict[str, Any]:
-    """Map the official ``trajloom_vae_config.json`` (its ``vae``/``config`` section or the whole file) to
-    :class:`AutoencoderTraj` arguments (reference §2.1); legacy keys are ignored."""
-    cfg = official.get("vae", official.get("config", official))
+    """Map the official ``trajloom_vae_config.json`` to :class:`AutoencoderTraj` arguments (reference §2.1).
+
+    The VAE section is ``trajloom_vae.config`` (the official layout; ``trajloom_vae``, ``vae``(``.config``),
+    ``config`` or the top level are also read). Legacy keys are ignored. A file with no section giving
+    ``num_heads`` is a ``ValueError`` (the head count cannot be read from the weights; the other sizes can).
+    """
+    if not isinstance(official, Mapping):
+        raise TypeError(f"the VAE config must be a JSON object, got {type(official).__name__}")
+    cfg = None
+    for path in VAE_CONFIG_SECTIONS:
+        node = official
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping) and all(k in node for k in _REQUIRED_VAE_KEYS):
+            cfg = node
+            break
+    if cfg is None:
+        raise ValueError(
+            f"cannot read the VAE config: no section ({', '.join('.'.join(p) or 'top level' for p in VAE_CONFIG_SECTIONS)}) "
+            f"gives {' and '.join(_REQUIRED_VAE_KEYS)} (top-level keys: {sorted(official)[:8]}); the official "
+            "trajloom_vae_config.json nests them under trajloom_vae.config")
     mapping = {
         "encoder_depth": "encoder_depth", "decoder_depth": "decoder_depth", "hidden_size": "hidden_size",
         "num_heads": "num_heads", "mlp_ratio": "mlp_ratio", "patch_size": "patch_size", "in_channels": "in_channels",
@@ -37,11 +62,20 @@ def vae_config_from_official(official: Mapping[str, Any]) -> Dict[str, Any]:
         "num_frames_in": "num_frames", "temp_stride": "temporal_stride", "use_offsets": "use_offsets", "beta": "beta",
         "pos_embed_dim": "pos_embed_dim",
     }
-    return {ours: cfg[theirs] for theirs, ours in mapping.items() if theirs in cfg}
+    out = {ours: cfg[theirs] for theirs, ours in mapping.items() if theirs in cfg}
+    ints = ("encoder_depth", "decoder_depth", "hidden_size", "num_heads", "patch_size", "in_channels", "latent_channels",
+            "height", "width", "num_frames", "temporal_stride", "pos_embed_dim")
+    for key in ints:
+        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] <= 0):
+            raise ValueError(f"VAE config `{key}` must be a positive integer, got {out[key]!r}")
+    if "hidden_size" in out and out["hidden_size"] % out["num_heads"]:
+        raise ValueError(f"VAE config hidden_size {out['hidden_size']} is not divisible by num_heads {out['num_heads']}")
+    return out
 
 
 def infer_vae_config(sd: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
-    """Read the sizes off the official tensors (heads cannot be inferred: 64-dim heads are assumed)."""
+    """Read the sizes off the official tensors; ``num_heads`` (which they do not determine) is a 64-dim-head
+    placeholder that :func:`convert_trajloom_vae` replaces by the config's or refuses."""
     w = sd["x_embedder.proj.weight"]
     hidden, in_ch, s, _ = w.shape
     depth = lambda prefix: 1 + max(int(k.split(".")[1]) for k in sd if k.startswith(prefix + "."))  # noqa: E731
@@ -96,17 +130,27 @@ def convert_vae_state_dict(
     return out
 
 
-def _check_fixed_tables(model: AutoencoderTraj, sd: Mapping[str, torch.Tensor]) -> None:
+def _check_fixed_tables(model: AutoencoderTraj, sd: Mapping[str, torch.Tensor], saved_dtype: torch.dtype = torch.float32) -> None:
+    """The fixed tables must be the ones this config computes, to the precision the file was saved in (values lie in
+    [-1, 1], so a bf16/fp16 table is off by up to half an ulp at 1: eps / 2)."""
+    tol = max(1e-4, torch.finfo(saved_dtype).eps)
     for name in _FIXED_TABLES:
         if name in sd:
             ours = getattr(model, name)
             theirs = sd[name]
-            if theirs.numel() != ours.numel() or (ours - theirs.reshape(ours.shape).to(ours.dtype)).abs().max() > 1e-4:
-                raise ValueError(f"checkpoint `{name}` differs from the table this config computes: wrong size config?")
+            if theirs.numel() != ours.numel():
+                raise ValueError(f"checkpoint `{name}` has shape {tuple(theirs.shape)}, this config computes "
+                                 f"{tuple(ours.shape)}: the config's height/width/patch_size/num_frames/hidden_size are "
+                                 "not the file's")
+            err = float((ours - theirs.reshape(ours.shape).to(ours.dtype)).abs().max())
+            if err > tol:
+                raise ValueError(f"checkpoint `{name}` differs from the table this config computes by {err:.3g} "
+                                 f"(> {tol:.1g}): the config's height/width/patch_size/num_frames/hidden_size are not "
+                                 "the file's")
     if "offset_anchor_grid" in sd:
         g = sd["offset_anchor_grid"].double().reshape(2, *sd["offset_anchor_grid"].shape[-2:]).permute(1, 2, 0)
         ref = torch.as_tensor(dense_anchor_field(model.config.height, model.config.width))
-        if g.shape != ref.shape or (g - ref).abs().max() > 1e-3:
+        if g.shape != ref.shape or (g - ref).abs().max() > max(1e-3, torch.finfo(saved_dtype).eps):
             raise ValueError("checkpoint `offset_anchor_grid` does not match the pixel-centre anchors of this config")
 
 
@@ -127,12 +171,22 @@ def convert_trajloom_vae(
     sd = load_checkpoint_state_dict(checkpoint, VAE_WRAPPER_KEYS, weights_only=weights_only)
     if "x_embedder.proj.weight" not in sd:
         raise ValueError("this is not an official TrajLoom-VAE state dict: `x_embedder.proj.weight` is missing")
+    saved = {v.dtype for v in sd.values() if v.is_floating_point()}
+    low = sorted(str(d).replace("torch.", "") for d in saved if d in (torch.bfloat16, torch.float16))
+    saved_dtype = torch.bfloat16 if torch.bfloat16 in saved else torch.float16 if torch.float16 in saved else torch.float32
+    if low:  # the official loader accepts these; the converted model keeps fp32 weights (coordinates stay fp32)
+        warnings.warn(f"the VAE checkpoint holds {'/'.join(low)} tensors: read as float32 (values unchanged; the "
+                      "converted weights are saved in float32)", UserWarning, stacklevel=2)
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     config = infer_vae_config(sd)
     if official_config is not None:
         config.update(vae_config_from_official(official_config))
+    elif "num_heads" not in config_overrides:
+        raise ValueError("the VAE head count cannot be read from the weights: give the official config "
+                         "(--vae-config trajloom_vae_config.json) or num_heads (--num-heads)")
     config.update(config_overrides)
     model = AutoencoderTraj(**config)
-    _check_fixed_tables(model, sd)
+    _check_fixed_tables(model, sd, saved_dtype)
     scale = tuple(float(v) for v in model._offset_scale)
     _load_checked(model, convert_vae_state_dict(sd, dict(model.config), scale), "VAE")
     return model.eval()

@@ -22,7 +22,8 @@ HELP = "convert the official TrajLoom checkpoints (.pt) to a diffusers-style pip
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     parser.add_argument("--vae", help="trajloom_vae.pt")
-    parser.add_argument("--vae-config", help="trajloom_vae_config.json (default: sizes inferred from the tensors)")
+    parser.add_argument("--vae-config", help="trajloom_vae_config.json (the VAE section trajloom_vae.config); without "
+                        "it the sizes are read from the tensors and --num-heads is required")
     parser.add_argument("--latent-stats", help="vae_latent_stats.json (stored as latents_mean/latents_std)")
     parser.add_argument("--latent-stats-key", default="z_all", help="section of the stats file (the generator uses z_all)")
     parser.add_argument("--generator", help="trajloom_generator.pt")
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visibility-config", help="vis_predictor_config.json")
     parser.add_argument("--pipeline", action="store_true", help="also write model_index.json + scheduler (needs --vae, "
                         "--latent-stats and --generator)")
-    parser.add_argument("--num-heads", type=int, default=None, help="VAE heads when no --vae-config (default: 64-dim heads)")
+    parser.add_argument("--num-heads", type=int, default=None, help="VAE attention heads when no --vae-config (the "
+                        "weights do not determine it; the released VAE has 8)")
     parser.add_argument("--trust-pickle", action="store_true", help="load .pt files with weights_only=False (trusted files only)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier convert-official output in --out "
                         "(a folder holding other files is refused)")

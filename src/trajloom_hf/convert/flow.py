@@ -33,18 +33,14 @@ def load_checkpoint_state_dict(
 
     The weights are looked up under the first of ``wrapper_keys`` present (else the dict itself); DDP ``module.`` and
     ``torch.compile`` ``_orig_mod.`` prefixes are stripped. ``weights_only=False`` allows pickled non-tensor objects
-    (only for files you trust).
+    (only for files you trust). A tensor holding NaN or inf (a corrupt or bit-flipped file) is a ``ValueError``.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
+        path = os.fspath(checkpoint)
         try:
-            obj = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=weights_only)
+            obj = torch.load(path, map_location="cpu", weights_only=weights_only)
         except Exception as err:  # torch raises UnpicklingError subclasses with long messages
-            if weights_only:
-                raise ValueError(
-                    f"could not load {os.fspath(checkpoint)!r} with weights_only=True ({type(err).__name__}); if you trust "
-                    "the file, pass weights_only=False"
-                ) from err
-            raise
+            raise _load_error(path, err, weights_only) from None
     elif isinstance(checkpoint, Mapping):
         obj = checkpoint
     else:
@@ -62,8 +58,26 @@ def load_checkpoint_state_dict(
         for prefix in _STRIP_PREFIXES:
             while key.startswith(prefix):
                 key = key[len(prefix):]
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"checkpoint tensor {key!r} holds NaN or inf: the file is corrupt (re-download it)")
         out[key] = value
     return out
+
+
+def _load_error(path: str, err: Exception, weights_only: bool) -> ValueError:
+    """What is actually wrong with a ``.pt`` file ``torch.load`` refused (its own advice points to the unsafe path)."""
+    text = str(err)
+    if weights_only and "Unsupported global" in text:  # a real pickle of objects (other failures: not a checkpoint)
+        import re
+
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
+        what = f" ({', '.join(names)})" if names else ""
+        return ValueError(f"{path!r} holds pickled Python objects besides tensors{what}, which run code when loaded: "
+                          "refused. If you trust the file, pass --trust-pickle (weights_only=False)")
+    if isinstance(err, (FileNotFoundError, IsADirectoryError, PermissionError)):
+        return ValueError(f"cannot read {path!r}: {err}")
+    return ValueError(f"{path!r} is not a PyTorch checkpoint (or it is truncated): {type(err).__name__}: "
+                      f"{text.splitlines()[0] if text else ''}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -566,7 +566,6 @@ def build_trajloombench(
     _check_bench_folder(out, cdir)
     manifest_path = cdir / "manifest.json"
     manifest = _read_manifest(manifest_path)
-    cdir.mkdir(parents=True, exist_ok=True)
     if manifest and manifest.get("settings") != asdict(settings):
         raise ValueError(f"config {config_name!r} in {out_dir!r} was built with other settings {manifest['settings']}; "
                          "use another --config name or delete that folder")
@@ -583,7 +582,7 @@ def build_trajloombench(
     manifest.setdefault("shards", {})
     manifest.setdefault("skipped", {})
     manifest.setdefault("counts", {})
-    lost = _check_shards(cdir, manifest)
+    lost = _check_shards(cdir, manifest) if cdir.is_dir() else {}
     grid = source != "tapvid"
     features = bench_features(settings, grid)
 
@@ -604,8 +603,10 @@ def build_trajloombench(
                 jobs.append((s, items))
     else:
         maker = {"tapvid": tapvid_source, "trajloom-official": trajloom_official_source, "videos": videos_source}[source]
-        jobs = [(split, maker(input_path, settings, **source_kwargs))]
+        jobs = [(split, _first_checked(maker(input_path, settings, **source_kwargs)))]
 
+    query = make_query_grid(settings.height, settings.width, settings.stride) if grid else None
+    cdir.mkdir(parents=True, exist_ok=True)  # only now: every refusal above leaves the folder untouched
     for split_name, items in jobs:
         done = manifest["shards"].setdefault(split_name, [])  # [{"file", "clip_ids"}] of finished shards
         done_ids = {cid for shard in done for cid in shard["clip_ids"]}
@@ -625,9 +626,13 @@ def build_trajloombench(
             except SkipClip as err:
                 manifest["skipped"][clip_id] = str(err)
                 continue
-            manifest["skipped"].pop(clip_id, None)  # an input fixed since an earlier run
             # out-of-frame or non-finite points are invisible for every source (reference §1.7)
             clip.visibility = clip.visibility.astype(bool) & in_frame(clip.tracks, settings.height, settings.width)
+            why = _unusable(clip, query)
+            if why:
+                manifest["skipped"][clip_id] = why
+                continue
+            manifest["skipped"].pop(clip_id, None)  # an input fixed since an earlier run
             rows.append(_row(clip, settings))
             ids.append(clip_id)
             if len(rows) == settings.shard_size:
@@ -671,6 +676,33 @@ def _check_shards(cdir: Path, manifest: dict) -> Dict[str, List[dict]]:
         if f.name not in recorded and _written_here(f.name):
             f.unlink()
     return lost
+
+
+def _first_checked(items: Iterator) -> Iterator:
+    """Start a lazy source before the progress bar does, so that an input refused outright (a pickle naming code,
+    an unreadable folder) ends the build with its own message, not after a progress line."""
+    import itertools
+
+    try:
+        first = next(items)
+    except StopIteration:
+        return iter(())
+    return itertools.chain([first], items)
+
+
+def _unusable(clip: Clip, query: Optional[np.ndarray]) -> str:
+    """Why a built clip must not be stored ('' if it is fine): no visible point at all, or (grid sources) frame 0 off
+    the query grid, which means (y, x) read as (x, y), another frame size or point order (reference §1.2-1.3)."""
+    from ..track_files import check_query_alignment
+
+    if not clip.visibility.any():
+        return f"{clip.clip_id}: no point is visible in any frame"
+    if query is not None:
+        try:
+            check_query_alignment(clip.tracks, clip.visibility, query, clip.stride, name=clip.clip_id)
+        except ValueError as err:
+            return str(err)
+    return ""
 
 
 def _written_here(name: str) -> bool:

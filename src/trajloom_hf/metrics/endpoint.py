@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import as_bool_mask
+
 CHUNK_POINTS = 1 << 22
 
 
@@ -20,7 +22,7 @@ def _shapes(pred, ref, visibility, pred_name="predictions", ref_name="references
         raise ValueError(f"`{ref_name}` must have shape [..., T, N, 2], got {list(ref.shape)}")
     if pred.shape != ref.shape:
         raise ValueError(f"`{pred_name}` {list(pred.shape)} does not match `{ref_name}` {list(ref.shape)}")
-    vis = np.ones(ref.shape[:-1], bool) if visibility is None else np.asarray(visibility).astype(bool)
+    vis = np.ones(ref.shape[:-1], bool) if visibility is None else as_bool_mask(visibility, "visibility")
     if vis.shape != ref.shape[:-1]:
         raise ValueError(f"`visibility` must have shape {list(ref.shape[:-1])}, got {list(vis.shape)}")
     return pred, ref, vis

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import as_bool_mask, check_grid_stride
+
 
 @dataclass
 class FlowFieldScore:
@@ -49,7 +51,7 @@ def _grid_flows(tracks, visibility, grid_shape: tuple[int, int]):
         raise ValueError(f"`predictions` needs at least 2 frames for a flow, got {t}")
     vis = None
     if visibility is not None:
-        vis = np.asarray(visibility).astype(bool)
+        vis = as_bool_mask(visibility, "visibility")
         if vis.shape != tr.shape[:-1]:
             raise ValueError(f"`visibility` must have shape {list(tr.shape[:-1])}, got {list(vis.shape)}")
     per = max(1, CHUNK_POINTS // (t * n))
@@ -84,8 +86,7 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def flow_tv(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_stride: float) -> FlowFieldScore:
     """FlowTV (eq. 15) of predicted tracks ``[V, T, N, 2]`` px on a row-major ``grid_shape`` grid of spacing
     ``grid_stride`` px; ``visibility`` ``[V, T, N]`` (the official script masks with the GT visibility)."""
-    if grid_stride <= 0:
-        raise ValueError(f"`grid_stride` must be positive, got {grid_stride}")
+    check_grid_stride(grid_stride)
     per_frame = []
     for flow, valid in _grid_flows(predictions, visibility, grid_shape):
         dx = np.abs(flow[..., :, 1:, :] - flow[..., :, :-1, :]).sum(-1) / grid_stride  # [v, T-1, H, W-1]
@@ -100,8 +101,7 @@ def flow_tv(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_s
 
 def div_curl_energy(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_stride: float) -> FlowFieldScore:
     """DivCurlE (eq. 16): mean ``div^2 + curl^2`` over valid interior cells, 1/frame^2 (float64)."""
-    if grid_stride <= 0:
-        raise ValueError(f"`grid_stride` must be positive, got {grid_stride}")
+    check_grid_stride(grid_stride)
     s = float(grid_stride)
     per_frame = []
     for flow, valid in _grid_flows(predictions, visibility, grid_shape):

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import as_bool_mask
+
 CELL, CUBE_FRAMES, ANGLE_BINS = 5, 4, 8
 MODES = ("official", "trajectory")
 
@@ -264,9 +266,11 @@ def _prepare(tracks, visibility, name):
         raise ValueError(f"`{name}` must have shape [V, T, N, 2] (px), got {list(tr.shape)}")
     vis = None
     if visibility is not None:
-        vis = np.asarray(visibility).astype(bool)
+        vis = as_bool_mask(visibility, f"visibility of `{name}`")
         if vis.shape != tr.shape[:-1]:
             raise ValueError(f"visibility of `{name}` must have shape {list(tr.shape[:-1])}, got {list(vis.shape)}")
+        if not vis.any():  # every histogram would be empty: a "perfect" score from no data
+            raise ValueError(f"no point of `{name}` is visible: FVMD is undefined (check the visibility)")
     if np.isfinite(tr.sum(dtype=np.float64)):  # one pass: NaN/inf anywhere makes the sum non-finite
         return tr, vis
     finite = np.isfinite(tr).all(-1)

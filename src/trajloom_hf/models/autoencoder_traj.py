@@ -23,6 +23,9 @@ model boundary whatever the weights' dtype.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -240,6 +243,11 @@ class AutoencoderTraj(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
         for name, stats in (("latents_mean", latents_mean), ("latents_std", latents_std)):
             if stats is not None and len(stats) != latent_channels:
                 raise ValueError(f"`{name}` must have latent_channels={latent_channels} values, got {len(stats)}")
+            if stats is not None and not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                                             for v in stats):
+                raise ValueError(f"`{name}` must hold finite numbers, got {list(stats)}")
+        if latents_std is not None and min(latents_std) <= 0:  # scale_latents divides by it
+            raise ValueError(f"`latents_std` must be positive, got {list(latents_std)}")
         if offset_scale == "grid":
             scale = (width / (2.0 * patch_size), height / (2.0 * patch_size))
         elif isinstance(offset_scale, (int, float)) and offset_scale > 0:

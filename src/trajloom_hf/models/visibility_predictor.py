@@ -32,6 +32,7 @@ from diffusers.utils import BaseOutput
 
 from .. import encoding
 from ..precision import KeepFP32ModulesMixin
+from ..validation import check_probability
 
 
 @dataclass
@@ -130,6 +131,7 @@ class VisibilityPredictor(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
             raise ValueError(f"`design` must be one of {DESIGNS}, got {design!r}")
         if kernel_size % 2 != 1:
             raise ValueError(f"`kernel_size` must be odd (same-length temporal convs), got {kernel_size}")
+        check_probability(threshold, "threshold")
         if depth < 0:
             raise ValueError(f"`depth` must be >= 0, got {depth}")
         if design == "official":

@@ -52,7 +52,8 @@ from ..models.visibility_predictor import VisibilityPredictor
 from ..precision import resolve_dtype
 from ..schedulers import FlowMatchTrajScheduler
 from ..schedulers.scheduling_flow_match_traj import SOLVERS
-from ..validation import check_tracks, check_visibility
+from ..validation import (check_finite_parameters, check_probability, check_tracks, check_uint8_video,
+                          check_visibility)
 
 logger = logging.get_logger(__name__)
 
@@ -80,21 +81,86 @@ class TrajLoomPipelineOutput(BaseOutput):
     future_in_frame: Optional[Union[np.ndarray, torch.Tensor]] = None
 
 
+_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
+                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.bin.index.json")
+
+
+def _read_json(path: str, what: str) -> dict:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path!r} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_config_types(cls, config: dict, where: str) -> None:
+    """Values of ``config`` (a ``config.json``) must have the types of ``cls.__init__``'s defaults: a ``"4"`` where
+    an int belongs would otherwise fail deep inside torch with an unrelated message."""
+    import inspect
+
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name not in config or param.default is inspect.Parameter.empty or param.default is None:
+            continue
+        value, default = config[name], param.default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) or \
+                (isinstance(value, str) and "str" in str(param.annotation))  # Union[float, str]: offset_scale "grid"
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        elif isinstance(default, (tuple, list)):
+            ok = isinstance(value, (tuple, list))
+        else:
+            continue
+        if not ok and not (value is None and name in ("latents_mean", "latents_std")):
+            raise TypeError(f"{where}: `{name}` must be {type(default).__name__} (like the default {default!r}), got "
+                            f"{value!r} ({type(value).__name__})")
+
+
 def check_pipeline_folder(path) -> None:
-    """Raise ``FileNotFoundError`` naming what is missing from a saved pipeline folder: ``model_index.json`` or a
-    component folder it lists (optional components saved as ``[null, null]`` are skipped)."""
+    """Raise a named error for what is wrong with a saved pipeline folder before diffusers reads it: the folder
+    does not exist, ``model_index.json`` is missing or corrupt, a listed component folder, its config or its
+    weights file is missing, or a config value has the wrong type (optional components saved as ``[null, null]``
+    are skipped)."""
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"pipeline folder {path!r} does not exist")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"pipeline folder {path!r} is not a folder")
     index = os.path.join(path, "model_index.json")
     if not os.path.isfile(index):
         raise FileNotFoundError(f"pipeline folder {path!r} has no model_index.json")
-    with open(index) as fh:
-        entries = json.load(fh)
+    entries = _read_json(index, "pipeline index")
+    ours = {"AutoencoderTraj": AutoencoderTraj, "TrajFlowTransformer": TrajFlowTransformer,
+            "VisibilityPredictor": VisibilityPredictor, "FrameEncoder": FrameEncoder}
     for name, value in entries.items():
         if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or value[0] is None:
             continue
-        if not os.path.isdir(os.path.join(path, name)):
+        folder = os.path.join(path, name)
+        if not os.path.isdir(folder):
             raise FileNotFoundError(f"pipeline folder {path!r} lists component `{name}` ({value[1]}) but has no "
                                     f"{name}/ folder")
+        cls = ours.get(value[1])
+        if cls is None:
+            continue
+        cfg_path = os.path.join(folder, "config.json")
+        if not os.path.isfile(cfg_path):
+            raise FileNotFoundError(f"component `{name}` of {path!r} has no config.json")
+        check_config_types(cls, _read_json(cfg_path, f"`{name}` config"), f"{cfg_path}")
+        if not any(os.path.isfile(os.path.join(folder, f)) for f in _WEIGHT_FILES):
+            raise FileNotFoundError(f"component `{name}` of {path!r} has no weights file ({_WEIGHT_FILES[0]} is "
+                                    "missing)")
+
+
+def _looks_local(path: str) -> bool:
+    """A path (not a Hub repo id ``owner/name``) that does not exist: say so instead of asking the Hub."""
+    return os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1 or (os.sep != "/" and os.sep in path)
 
 
 class TrajLoomPipeline(DiffusionPipeline):
@@ -169,18 +235,27 @@ class TrajLoomPipeline(DiffusionPipeline):
                 f"`vae` latents [K={vae.num_latent_frames}, N={vae.grid_hw[0] * vae.grid_hw[1]}, C={vae.config.latent_channels}] "
                 f"do not match the `transformer` latents [K={k}, N={n}, C={c}]"
             )
+        # the transformer's absolute-time embeddings place history latent k at frame stride * k and the future after
+        # history_num_frames frames: a transformer trained with another VAE window runs but forecasts wrongly
+        tcfg = transformer.config
+        if (tcfg.history_num_frames, tcfg.temporal_stride) != (vae.config.num_frames, vae.config.temporal_stride):
+            raise ValueError(
+                f"`transformer` history_num_frames={tcfg.history_num_frames}, temporal_stride={tcfg.temporal_stride} do "
+                f"not match the `vae` num_frames={vae.config.num_frames}, temporal_stride={vae.config.temporal_stride} "
+                "(the transformer was built for another history window)")
 
     # ------------------------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """diffusers ``from_pretrained``; for a local folder, first checks ``model_index.json`` and every listed
-        component folder so that a missing one is named (diffusers' own error does not say which).
+        """diffusers ``from_pretrained``; a local folder is first checked with :func:`check_pipeline_folder`, so that
+        what is missing or wrong is named (diffusers reports a missing safetensors file as a missing ``.bin``, a
+        missing folder as a Hub lookup failure, and a wrongly typed config value from deep inside torch).
 
         ``torch_dtype=torch.bfloat16`` (or ``dtype=``, or a name such as ``"bfloat16"``) loads the model trunks in
         that dtype; each model's ``_keep_in_fp32_modules`` and every coordinate computation stay fp32. Without it
         the models load in fp32 (the diffusers convention)."""
         path = os.fspath(pretrained_model_name_or_path)
-        if os.path.isdir(path):
+        if os.path.exists(path) or _looks_local(path):
             check_pipeline_folder(path)
         for key in ("torch_dtype", "dtype"):
             if isinstance(kwargs.get(key), str):
@@ -197,15 +272,23 @@ class TrajLoomPipeline(DiffusionPipeline):
     def history_frames(self) -> int:
         return self.vae.config.num_frames
 
-    def _prepare_history(self, history_tracks, history_visibility):
+    def _prepare_history(self, history_tracks, history_visibility, check_query_grid: bool = True):
         """-> tracks ``[B, T, N, 2]`` fp32 px (last T frames), visibility ``[B, T, N]`` bool (AND in-frame)."""
+        if not isinstance(history_tracks, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"`history_tracks` must be a numpy array or torch tensor, got {type(history_tracks).__name__}")
+        if isinstance(history_tracks, np.ndarray) and not np.issubdtype(history_tracks.dtype, np.number):
+            raise TypeError(f"`history_tracks` must hold pixel coordinates (float), got dtype {history_tracks.dtype}")
         tracks = torch.as_tensor(history_tracks) if not isinstance(history_tracks, torch.Tensor) else history_tracks
+        if not (tracks.is_floating_point() or tracks.dtype in (torch.int16, torch.int32, torch.int64)):
+            raise TypeError(f"`history_tracks` must hold pixel coordinates (float), got dtype {tracks.dtype}")
         check_tracks(tracks, "history_tracks", min_ndim=3, max_ndim=4)
         if tracks.ndim == 3:
             tracks = tracks[None]
             if history_visibility is not None:
                 history_visibility = torch.as_tensor(history_visibility)[None]
         t_need, n_need = self.history_frames, self.vae.grid_hw[0] * self.vae.grid_hw[1]
+        if tracks.shape[0] == 0:
+            raise ValueError(f"`history_tracks` is a batch of zero clips (shape {list(tracks.shape)})")
         if tracks.shape[1] < t_need:
             raise ValueError(f"`history_tracks` has {tracks.shape[1]} frames; the pipeline needs at least {t_need} "
                              f"(vae.config.num_frames)")
@@ -222,6 +305,8 @@ class TrajLoomPipeline(DiffusionPipeline):
             vis = torch.as_tensor(history_visibility)
             check_visibility(vis, tracks.shape, "history_visibility")
             vis = vis.bool()
+        if check_query_grid:
+            self._check_query_grid(tracks, vis)
         if tracks.shape[1] > t_need:
             warnings.warn(
                 f"`history_tracks` has {tracks.shape[1]} frames; the model's history window is {t_need} frames "
@@ -235,6 +320,23 @@ class TrajLoomPipeline(DiffusionPipeline):
         elif self.config.history_mode == "last_frame":
             tracks, vis = last_frame_history(tracks, vis)
         return tracks, vis & in_frame(tracks, h, w)  # points outside the frame count as invisible (reference §1.7)
+
+    def _check_query_grid(self, tracks: torch.Tensor, vis: torch.Tensor) -> None:
+        """Frame 0 of every history must sit on :meth:`query_grid` (the tracker's start): catches tracks in the
+        wrong units (normalised [-1, 1], pixels of another frame size) or order, which otherwise run quietly."""
+        from ..track_files import check_query_alignment
+
+        h, w = self.frame_size
+        query, stride = self.query_grid(), self.vae.config.patch_size
+        t0, v0 = tracks[:, :1].cpu().numpy(), (vis[:, :1].cpu() & in_frame(tracks[:, :1].cpu(), h, w)).numpy()
+        for i in range(t0.shape[0]):
+            try:
+                check_query_alignment(t0[i], v0[i], query, stride, name="history_tracks")
+            except ValueError as err:
+                raise ValueError(
+                    f"{err} (clip {i}). The pipeline expects pixels of its {h}x{w} frame with frame 0 on "
+                    "pipe.query_grid(); pass check_query_grid=False if the history deliberately starts elsewhere"
+                ) from None
 
     def encode_history(self, history_tracks: torch.Tensor, history_visibility: torch.Tensor):
         """History px ``[B, T, N, 2]`` -> normalised latents ``[B, K, N, C]`` and latent visibility ``[B, K, N]``."""
@@ -264,6 +366,7 @@ class TrajLoomPipeline(DiffusionPipeline):
             return self.encode_frames(video, batch_size)
         if self.video_vae is None:
             raise ValueError("`video` was given but the pipeline has no `video_vae` or `frame_encoder`")
+        check_uint8_video(video if isinstance(video, (np.ndarray, torch.Tensor)) else np.asarray(video))
         from ..video_conditioning import encode_video_latents
 
         return encode_video_latents(self.video_vae, video, self.frame_size, self.vae.grid_hw, self.history_frames,
@@ -274,6 +377,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         (uint8, at the tracks' frame size; the last ``history_frames`` frames are the history)."""
         from ..frame_conditioning import conditioning_frames, frame_tokens
 
+        check_uint8_video(video if isinstance(video, (np.ndarray, torch.Tensor)) else np.asarray(video))
         v = torch.as_tensor(np.asarray(video)) if not isinstance(video, torch.Tensor) else video
         if v.ndim == 4:
             v = v[None]
@@ -305,6 +409,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         visibility_threshold: Optional[float] = None,
         visibility_mode: Optional[str] = None,
+        check_query_grid: bool = True,
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -326,16 +431,33 @@ class TrajLoomPipeline(DiffusionPipeline):
                 clip's futures are independent of the rest of the batch).
             output_type: ``"np"`` or ``"pt"``.
             callback_on_step_end: ``fn(pipe, step, t, {"latents": z}) -> dict`` after each ODE step (Euler/Heun;
-                ``t`` is the flow time the step started from); a returned ``"latents"`` replaces the state.
-            visibility_threshold: probability threshold of the head (default: its config).
+                ``t`` is the flow time the step started from); a returned ``"latents"`` replaces the state (it must
+                be a finite tensor of the same shape).
+            visibility_threshold: probability in ``[0, 1]`` above which a future point is visible (default: the
+                visibility head's ``config.threshold``).
             visibility_mode: ``"head"``, ``"hold_last"`` or ``"auto"`` (default: the pipeline's config; see the class).
+            check_query_grid: require frame 0 of every history to lie on :meth:`query_grid` (median distance of the
+                visible points <= stride / 4), which catches tracks in the wrong units or frame size; False for a
+                history that deliberately starts at a later frame.
         Returns:
             :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``).
         """
         if output_type not in ("np", "pt"):
             raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}")
-        if not isinstance(num_samples, int) or num_samples < 1:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}")
+        num_samples = int(num_samples)
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer)) \
+                or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}")
+        check_probability(visibility_threshold, "visibility_threshold", allow_none=True)
+        gens = generator if isinstance(generator, (list, tuple)) else [generator]
+        for g in gens:
+            if g is not None and not isinstance(g, torch.Generator):
+                raise TypeError(f"`generator` must be a torch.Generator (or a list of them, one per clip), got "
+                                f"{type(g).__module__}.{type(g).__name__}")
+        if isinstance(generator, (list, tuple)) and any(g is None for g in generator):
+            raise TypeError("`generator` list holds None: give one torch.Generator per clip")
         if solver not in SOLVERS:
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
         vis_mode = self.resolve_visibility_mode(visibility_mode)
@@ -343,7 +465,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         if bad:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
         device = self._execution_device
-        tracks, vis = self._prepare_history(history_tracks, history_visibility)
+        tracks, vis = self._prepare_history(history_tracks, history_visibility, check_query_grid)
         b, s = tracks.shape[0], num_samples
 
         # 1. conditioning, once per clip
@@ -391,13 +513,24 @@ class TrajLoomPipeline(DiffusionPipeline):
                     if callback_on_step_end is not None:
                         t_step = timesteps[i + 1 - order]  # the step's start time, as diffusers passes it
                         out = callback_on_step_end(self, i // order, t_step, {k: z for k in callback_on_step_end_tensor_inputs})
-                        z = out.pop("latents", z)
+                        new = out.pop("latents", z) if isinstance(out, dict) else z
+                        if not isinstance(new, torch.Tensor) or new.shape != z.shape:
+                            raise ValueError(f"`callback_on_step_end` must return a dict whose 'latents' is a tensor of "
+                                             f"shape {list(z.shape)}, got {type(new).__name__} "
+                                             f"{list(getattr(new, 'shape', []))}")
+                        if not torch.isfinite(new).all():
+                            raise ValueError(f"`callback_on_step_end` returned latents with NaN or inf at step {i // order}")
+                        z = new
                     bar.update()
 
         # 4. decode to pixels (fp32), then visibility
         h, w = self.frame_size
+        if not torch.isfinite(z).all():
+            self._raise_non_finite("the sampled latents")
         x = self.vae.decode(self.vae.unscale_latents(z.float()), clamp=True).sample
         px = denormalize_tracks(x.float(), h, w)  # [B*S, T_f, N, 2]
+        if not torch.isfinite(px).all():
+            self._raise_non_finite("the decoded tracks")
         t_f = px.shape[1]
         inside = in_frame(px, h, w)  # points predicted outside the frame are invisible in every mode
         prob = None
@@ -434,7 +567,7 @@ class TrajLoomPipeline(DiffusionPipeline):
     def hold_last_visibility(self, history_tracks, history_visibility=None) -> torch.Tensor:
         """``[B, N]`` bool: each point's visibility at the last frame of the history the model sees (AND in-frame;
         frame 0 with ``history_mode="first_frame"``), the state ``visibility_mode="hold_last"`` holds over the future."""
-        _, vis = self._prepare_history(history_tracks, history_visibility)
+        _, vis = self._prepare_history(history_tracks, history_visibility, check_query_grid=False)
         return vis[:, -1]
 
     def resolve_visibility_mode(self, visibility_mode: Optional[str] = None) -> str:
@@ -447,6 +580,15 @@ class TrajLoomPipeline(DiffusionPipeline):
         if mode == "head" and self.visibility_predictor is None:
             raise ValueError("`visibility_mode='head'` but the pipeline has no `visibility_predictor`")
         return mode
+
+    def _raise_non_finite(self, what: str) -> None:
+        """A forecast turned NaN/inf from finite inputs: name the component whose weights are corrupt."""
+        for name in ("vae", "transformer", "visibility_predictor", "video_vae", "text_encoder", "frame_encoder"):
+            module = getattr(self, name, None)
+            if isinstance(module, torch.nn.Module):
+                check_finite_parameters(module, name)
+        raise ValueError(f"{what} are NaN or inf although the inputs and weights are finite (an fp16 overflow? run "
+                         "in float32 or bfloat16)")
 
     # ------------------------------------------------------------------------------------------------------------
     def query_grid(self) -> np.ndarray:
