@@ -315,3 +315,18 @@ def test_comfyui_tracks_export(setup, tmp_path):
     np.testing.assert_allclose([[p["x"], p["y"]] for p in coords[0]], tr[0, : 2 * T, keep[0]], atol=1e-3)
     assert (tmp_path / "o" / "comfyui" / "first_frame.png").is_file()
     assert comfyui_tracks(tr, np.zeros_like(vi), 2 * T) == []
+
+def test_official_compat_flag(setup):
+    """--official-compat runs the pipeline's official_compat mode (seed 42 on the device unless --seed)."""
+    from trajloom_hf.pipelines import TrajLoomPipeline
+
+    d, clip = setup
+    out = d / "compat"
+    assert main(["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
+                 "--layout", "TN", "--steps", "3", "--out", str(out), "--official-compat"]) == 0
+    f = np.load(out / "forecast.npz")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["official_compat"] is True and meta["seed"] == 42 and meta["steps"] == 3
+    pipe = TrajLoomPipeline.from_pretrained(d / "pipe")
+    ref = pipe(clip.tracks[:T], clip.visibility[:T], official_compat=True, num_inference_steps=3).future_tracks[0]
+    np.testing.assert_allclose(f["future_tracks"], ref, rtol=0, atol=1e-4)

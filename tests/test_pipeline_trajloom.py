@@ -277,3 +277,30 @@ def test_visibility_modes_hold_last_head_and_residual_head(history):
         base(tracks, vis, visibility_mode="oracle")
     with pytest.raises(ValueError, match="needs a `visibility_predictor`"):
         TrajLoomPipeline(**{**base.components, "visibility_predictor": None}, visibility_mode="head")
+
+
+def test_official_compat_reproduces_the_official_script_choices(history):
+    """official_compat=True: no history visibility to the model, 100 Euler steps, a seed-42 generator on the device
+    per clip (reference §3.11, §6.1); the default stays ours."""
+    tracks, vis = history
+    pipe = tiny_pipeline()
+    steps = []
+    counter = lambda p, i, t, state: (steps.append(i), state)[1]  # noqa: E731
+    pipe(tracks, vis, official_compat=True, callback_on_step_end=counter)
+    assert len(steps) == 100
+    kw = dict(official_compat=True, num_inference_steps=3)
+    a = pipe(tracks, vis, **kw)
+    explicit = pipe(tracks, vis, generator=[torch.Generator().manual_seed(42)], **kw)
+    np.testing.assert_array_equal(a.future_tracks, explicit.future_tracks)  # the official seed, drawn on the device
+    hidden = vis.copy()
+    hidden[1:, ::2] = False  # the history visibility changes, frame 0 (the grid check) does not
+    np.testing.assert_array_equal(a.future_tracks, pipe(tracks, hidden, **kw).future_tracks)  # never passed
+    ours = pipe(tracks, vis, num_inference_steps=3, generator=[torch.Generator().manual_seed(42)])
+    ours_hidden = pipe(tracks, hidden, num_inference_steps=3, generator=[torch.Generator().manual_seed(42)])
+    assert np.abs(ours.future_tracks - ours_hidden.future_tracks).max() > 1e-4  # ours passes it
+    assert np.abs(ours.future_tracks - a.future_tracks).max() > 1e-4
+    # the same seed for every video: two copies of a clip in one batch get the same future
+    both = pipe(np.stack([tracks, tracks]), np.stack([vis, vis]), **kw)
+    np.testing.assert_array_equal(both.future_tracks[0], both.future_tracks[1])
+    with pytest.raises(TypeError, match="`official_compat`"):
+        pipe(tracks, vis, official_compat="yes")

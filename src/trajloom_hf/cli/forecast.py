@@ -90,9 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "over the whole frame). Tracks also come back in the video's pixels (*_input_px in "
                         "forecast.npz; the transform in meta.json frame_fit)")
     parser.add_argument("--num-samples", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=None, help="ODE steps (default 10; 100 with --official-compat)")
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="noise seed (default 0, drawn on the CPU; with "
+                        "--official-compat 42, drawn on the device)")
+    parser.add_argument("--official-compat", action="store_true",
+                        help="reproduce the official run_trajloom_generator.py choices to check a conversion against "
+                             "published outputs: no history visibility to the model, 100 steps, seed 42 drawn on the "
+                             "device (add --dtype fp16 on CUDA for its precision); see TrajLoomPipeline")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                         help="dtype of the model trunks; auto: bfloat16 where the device has fast bf16 (CUDA, or a CPU "
@@ -156,6 +161,13 @@ def run(args: argparse.Namespace) -> int:
     from ..tracking import scene_cuts, sudden_track_loss
     from ..video_io import FrameFit, read_video, save_png, write_gif, write_video
 
+    from ..pipelines.pipeline_trajloom import OFFICIAL_NOISE_SEED, OFFICIAL_NUM_STEPS
+
+    if args.steps is None:
+        args.steps = OFFICIAL_NUM_STEPS if args.official_compat else 10
+    seed_given = args.seed is not None
+    if not seed_given:
+        args.seed = OFFICIAL_NOISE_SEED if args.official_compat else 0
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps)):
         if value < 1:
             raise ValueError(f"`{name}` must be >= 1, got {value}")
@@ -247,7 +259,9 @@ def run(args: argparse.Namespace) -> int:
     video = frames if (pipe.video_vae is not None or getattr(pipe, "frame_encoder", None) is not None) else None
     out = pipe(tracks, vis, video=video, prompt=args.caption, num_samples=args.num_samples,
                num_inference_steps=args.steps, solver=args.solver, check_query_grid=not args.no_grid_check,
-               generator=[torch.Generator().manual_seed(args.seed)])
+               official_compat=args.official_compat,
+               generator=None if args.official_compat and not seed_given else
+               [torch.Generator(device=pipe._execution_device if args.official_compat else "cpu").manual_seed(args.seed)])
     fut, fvis = out.future_tracks[0], out.future_visibility[0]
     prob = None if out.visibility_prob is None else out.visibility_prob[0]
     t_f = int(fut.shape[1])
@@ -265,7 +279,8 @@ def run(args: argparse.Namespace) -> int:
         meta = dict(video=os.path.abspath(args.video), pipeline=os.path.abspath(args.pipeline), height=h, width=w,
                     source_size=[src_h, src_w], fps=fps_in, history_frames=t_h, future_frames=t_f,
                     num_samples=args.num_samples, steps=args.steps, solver=args.solver, seed=args.seed,
-                    caption=args.caption, history_tracks_from=source, grid_stride=stride,
+                    official_compat=args.official_compat, caption=args.caption, history_tracks_from=source,
+                    grid_stride=stride,
                     grid_origin=pipe.vae.config.grid_origin, num_points=int(len(query)), device=str(device),
                     dtype=dtype_name(dtype), video_conditioning=video is not None,
                     tracks_size=None if not args.tracks else list(args.tracks_size or (src_h, src_w)),

@@ -58,6 +58,9 @@ from ..validation import (check_finite_parameters, check_probability, check_trac
 logger = logging.get_logger(__name__)
 
 HISTORY_MODES = ("tracks", "last_frame", "first_frame")
+# what the official run_trajloom_generator.py does (reference §3.11, §6.1), for official_compat=True
+OFFICIAL_NUM_STEPS = 100
+OFFICIAL_NOISE_SEED = 42
 VISIBILITY_MODES = ("auto", "head", "hold_last")
 
 try:  # diffusers >= 0.36 takes `dtype=` and deprecates `torch_dtype=`
@@ -400,7 +403,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         video=None,
         prompt: Optional[Union[str, List[str]]] = None,
         num_samples: int = 1,
-        num_inference_steps: int = 10,
+        num_inference_steps: Optional[int] = None,
         solver: str = "euler",
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         output_type: str = "np",
@@ -410,6 +413,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         visibility_threshold: Optional[float] = None,
         visibility_mode: Optional[str] = None,
         check_query_grid: bool = True,
+        official_compat: bool = False,
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -424,9 +428,10 @@ class TrajLoomPipeline(DiffusionPipeline):
             prompt: caption(s) (needs ``text_encoder`` + ``tokenizer``); with a text encoder, None means the
                 empty caption (the official default).
             num_samples: futures per clip ``S``.
-            num_inference_steps, solver: ODE steps and solver: ``"euler"``, ``"heun"``, ``"dopri5"`` (that many fixed
-                Dormand–Prince steps, App. D.4's "DOPRI5 with 100 steps") or ``"dopri5_adaptive"`` (the official
-                adaptive solver, rtol = atol = 1e-5; ignores the step count).
+            num_inference_steps, solver: ODE steps (default 10; 100 with ``official_compat``) and solver:
+                ``"euler"``, ``"heun"``, ``"dopri5"`` (that many fixed Dormand–Prince steps, App. D.4's "DOPRI5 with
+                100 steps") or ``"dopri5_adaptive"`` (the official adaptive solver, rtol = atol = 1e-5; ignores the
+                step count).
             generator: a CPU ``torch.Generator`` for reproducible sources, or a list with one per clip (then each
                 clip's futures are independent of the rest of the batch).
             output_type: ``"np"`` or ``"pt"``.
@@ -439,6 +444,13 @@ class TrajLoomPipeline(DiffusionPipeline):
             check_query_grid: require frame 0 of every history to lie on :meth:`query_grid` (median distance of the
                 visible points <= stride / 4), which catches tracks in the wrong units or frame size; False for a
                 history that deliberately starts at a later frame.
+            official_compat: reproduce the official ``run_trajloom_generator.py`` choices, to check a converted
+                checkpoint against published outputs (reference §3.11, §6.1): the history visibility is *not*
+                passed to the transformer, ``num_inference_steps`` defaults to 100 (Euler), and without a
+                ``generator`` every clip's source is drawn on the execution device from a generator seeded 42 (the
+                same seed for every video). The official script also casts the models to fp16: load the pipeline
+                with ``torch_dtype=torch.float16`` on CUDA for that (on CPU fp32 is the closest). Default False:
+                our fixed behaviour (visibility passed, 10 steps, CPU noise identical on every device).
         Returns:
             :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``).
         """
@@ -447,6 +459,10 @@ class TrajLoomPipeline(DiffusionPipeline):
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}")
         num_samples = int(num_samples)
+        if not isinstance(official_compat, bool):
+            raise TypeError(f"`official_compat` must be True or False, got {official_compat!r}")
+        if num_inference_steps is None:
+            num_inference_steps = OFFICIAL_NUM_STEPS if official_compat else 10
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer)) \
                 or num_inference_steps < 1:
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}")
@@ -478,12 +494,22 @@ class TrajLoomPipeline(DiffusionPipeline):
             logger.warning("the pipeline has a `video_vae` but no `video` was given: the video context is zeros")
         text = self.encode_prompt(prompt, b) if prompt is not None else None
         video_lat = self.encode_video(video, b) if video is not None else None
-        context = self.transformer.prepare_context(z_hist, lat_vis, video_lat, text)
+        # the official script never passes the history visibility (reference §8.2): official_compat reproduces that
+        hist_vis = None if official_compat else lat_vis
+        context = self.transformer.prepare_context(z_hist, hist_vis, video_lat, text)
         if s > 1:
             context = context.repeat_interleave(s)
 
-        # 2. source z0 (boundary anchoring, eq. 7), drawn on the CPU for device-independent seeds
-        z_hist_rep = z_hist.repeat_interleave(s, dim=0).cpu().float()
+        # 2. source z0 (boundary anchoring, eq. 7), drawn on the CPU for device-independent seeds (official_compat:
+        # on the device of the generator, by default a fresh seed-42 generator on the execution device per clip)
+        z_hist_rep = z_hist.repeat_interleave(s, dim=0).float()
+        if official_compat and generator is None:
+            generator = [torch.Generator(device=device).manual_seed(OFFICIAL_NOISE_SEED) for _ in range(b)]
+        if official_compat:
+            first = generator[0] if isinstance(generator, (list, tuple)) else generator
+            z_hist_rep = z_hist_rep.to(first.device)
+        else:
+            z_hist_rep = z_hist_rep.cpu()
         if isinstance(generator, (list, tuple)):  # one generator per clip: a clip's futures do not depend on the batch
             if len(generator) != b:
                 raise ValueError(f"`generator` list must have one generator per clip ({b}), got {len(generator)}")
