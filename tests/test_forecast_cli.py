@@ -323,7 +323,7 @@ def test_official_compat_flag(setup):
     d, clip = setup
     out = d / "compat"
     assert main(["forecast", str(d / "clip.mp4"), "--pipeline", str(d / "pipe"), "--tracks", str(d / "tracks.npz"),
-                 "--layout", "TN", "--steps", "3", "--out", str(out), "--official-compat"]) == 0
+                 "--layout", "TN", "--steps", "3", "--out", str(out), "--official-compat", "--dtype", "float32"]) == 0
     f = np.load(out / "forecast.npz")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["official_compat"] is True and meta["seed"] == 42 and meta["steps"] == 3
