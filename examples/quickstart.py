@@ -384,7 +384,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
             "--height", p["height"], "--width", p["width"], "--stride", p["stride"],
             "--history-frames", p["frames"], "--future-frames", p["frames"], "--shard-size", 32],
             log=run_dir(root, preset, 0) / "stages.json")]]))
-    common = ["--bench", bench, "--bench_config", CONFIG, "--train_batch_size", p["batch"], "--report_to", "csv", *train_seed]
+    common = ["--bench", bench, "--bench_config", CONFIG, "--train_batch_size", p["batch"], "--report_to", "csv", *train_seed,
+              "--deterministic"]
     geometry = ["--height", p["height"], "--width", p["width"], "--stride", p["stride"], "--num_frames", p["frames"]]
     flow_cfg = write_json(out / "configs" / "transformer.json", p["flow"])
     vae_cfg = write_json(out / "configs" / "vae.json", p["vae"])

@@ -19,7 +19,7 @@ import os
 
 import torch
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration
 from diffusers.optimization import SchedulerType, get_scheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -30,6 +30,7 @@ from trajloom_hf.training.accelerator_setup import make_accelerator, start_run
 from trajloom_hf.training.arguments import (add_checkpointing_args, add_run_args, check_paths, data_options,
                                             non_negative_float, non_negative_int, positive_float, positive_int)
 from trajloom_hf.training.checkpointing import Checkpointer
+from trajloom_hf.training.determinism import seed_everything
 from trajloom_hf.training.model_builders import AUTOENCODER_PRESETS, build_autoencoder
 from trajloom_hf.training.validation_loops import validate_autoencoder
 from trajloom_hf.training.window_datasets import build_segment_datasets, frame_size, require_batches
@@ -94,7 +95,7 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     check_paths(args, folders=("bench",), files=("model_config",))
     accelerator = make_accelerator(args, RUN, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
-    set_seed(args.seed)
+    seed_everything(args.seed, args.deterministic)
 
     # 1. model (its geometry checks run before any data is generated)
     height, width = frame_size(args.bench, args.bench_config, (args.height, args.width))

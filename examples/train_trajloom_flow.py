@@ -31,13 +31,13 @@ import os
 import sys
 
 import torch
-from accelerate.utils import set_seed
 
 from trajloom_hf.schedulers import FlowMatchTrajScheduler
 from trajloom_hf.training.accelerator_setup import log_metrics, make_accelerator, start_run
 from trajloom_hf.training.arguments import (add_latent_training_args, check_paths, data_options, fraction,
                                             non_negative_float, positive_float, positive_int)
 from trajloom_hf.training.checkpointing import Checkpointer
+from trajloom_hf.training.determinism import seed_everything
 from trajloom_hf.training.conditioning import drop_captions, flow_conditioning  # noqa: F401  (drop_captions: public here too)
 from trajloom_hf.training.frozen_encoders import FrozenEncoders
 from trajloom_hf.training.latent_cache import LatentCache, batch_latents, open_latent_cache  # noqa: F401
@@ -98,7 +98,7 @@ def main(argv=None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_paths(args, folders=("bench",), files=("transformer_config",))
     accelerator = make_accelerator(args, RUN)
-    set_seed(args.seed)
+    seed_everything(args.seed, args.deterministic)
     device = accelerator.device
 
     # 1. frozen encoders and the model (checked against the VAE before any data is encoded)

@@ -21,7 +21,6 @@ import sys
 from typing import Dict
 
 import torch
-from accelerate.utils import set_seed
 
 from trajloom_hf.flow_losses import visibility_bce_loss
 from trajloom_hf.models.visibility_predictor import VisibilityPredictor
@@ -29,6 +28,7 @@ from trajloom_hf.training.accelerator_setup import log_metrics, make_accelerator
 from trajloom_hf.training.arguments import (add_latent_training_args, check_paths, data_options, fraction,
                                             non_negative_float, non_negative_int, positive_float, positive_int)
 from trajloom_hf.training.checkpointing import Checkpointer
+from trajloom_hf.training.determinism import seed_everything
 from trajloom_hf.training.frozen_encoders import FrozenEncoders
 from trajloom_hf.training.latent_cache import batch_latents, open_latent_cache
 from trajloom_hf.training.lr_schedules import warmup_cosine, warmup_cosine_scheduler  # noqa: F401  (warmup_cosine: public here too)
@@ -76,7 +76,7 @@ def main(argv=None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_paths(args, folders=("bench",))
     accelerator = make_accelerator(args, RUN)
-    set_seed(args.seed)
+    seed_everything(args.seed, args.deterministic)
     device = accelerator.device
 
     # 1. frozen VAE, the head, data

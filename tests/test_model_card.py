@@ -80,3 +80,15 @@ def test_stage_on_one_core_is_described(tmp_path):
     text = model_card("autoencoder", model_name="v", config={}, num_parameters=1, results_json=path, record=record,
                       method="TrajLoom", stage_names=["vae"])
     assert "(2.0 min on one core of 2 CPU cores, next to the other model's training)" in text
+
+
+def test_stage_cpu_time_is_given_next_to_wall_time(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(RESULTS))
+    record = TrainingRecord(preset="cpu", reproduce="r", dataset="trajloombench", dataset_config="c", data_description="d",
+                            stages={"vae": {"command": "OMP_NUM_THREADS=1 c1", "seconds": 120.0, "cpu_seconds": 90.0,
+                                            "threads": 1, "one_core": True}})
+    text = model_card("autoencoder", model_name="v", config={}, num_parameters=1, results_json=path, record=record,
+                      method="TrajLoom", stage_names=["vae"])
+    assert "(2.0 min wall, 1.5 min CPU, on one core of 2 CPU cores, next to the other model's training)" in text
+    assert "OMP_NUM_THREADS=1 c1" in text

@@ -66,8 +66,9 @@ The official generator was trained with Wan2.1 VAE video features and UMT5-XXL c
 class TrainingRecord:
     """How an artefact was trained: the reproduce command, the data, the budget and the wall time.
 
-    ``stages`` maps a stage name to ``{"command": str, "seconds": float, "one_core": bool}`` (as recorded by the
-    quickstart; ``one_core``: the stage shared the machine with another training run).
+    ``stages`` maps a stage name to ``{"command": str, "seconds": float, "one_core": bool}`` and optionally
+    ``"cpu_seconds"`` (user + sys) (as recorded by the quickstart; ``one_core``: the stage shared the machine with
+    another training run).
     """
 
     preset: str
@@ -117,7 +118,8 @@ def _stages(record: TrainingRecord, names: List[str]) -> str:
         if st:
             where = (f"one core of {record.machine}, next to the other model's training" if st.get("one_core")
                      else record.machine)
-            lines += [f"- {name} ({st['seconds'] / 60:.1f} min on {where}):", "", "  ```bash",
+            cpu = f" wall, {st['cpu_seconds'] / 60:.1f} min CPU," if st.get("cpu_seconds") is not None else ""
+            lines += [f"- {name} ({st['seconds'] / 60:.1f} min{cpu} on {where}):", "", "  ```bash",
                       f"  {st['command']}", "  ```"]
     return "\n".join(lines)
 

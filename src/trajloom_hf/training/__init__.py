@@ -3,7 +3,8 @@
 One concept per module: :mod:`.arguments` (shared flags and their checks), :mod:`.accelerator_setup` (the
 Accelerator and trackers), :mod:`.csv_tracker`, :mod:`.window_datasets` (train/validation data),
 :mod:`.samplers` (a resumable sharded order), :mod:`.frozen_encoders`, :mod:`.latent_cache`,
-:mod:`.model_builders`, :mod:`.conditioning`, :mod:`.objectives` (flow matching + on-policy, over
+:mod:`.model_builders`, :mod:`.determinism` (seeding, deterministic kernels), :mod:`.conditioning`,
+:mod:`.objectives` (flow matching + on-policy, over
 :mod:`trajloom_hf.flow_losses`), :mod:`.lr_schedules`, :mod:`.validation_loops`, :mod:`.checkpointing` (data-only
 checkpoints, exact resume) with :mod:`.state_files`, :mod:`.pretrained_folders`.
 
@@ -24,6 +25,7 @@ _LAZY = {
     "load_state_tree": "state_files",
     "save_state_tree": "state_files",
     "make_accelerator": "accelerator_setup",
+    "seed_everything": "determinism",
     "start_run": "accelerator_setup",
     "log_metrics": "accelerator_setup",
     "tracker_config": "accelerator_setup",

@@ -56,10 +56,13 @@ def fraction(text: str) -> float:
 
 
 def add_run_args(group, *, output_help: str = None) -> None:
-    """``--output_dir --seed --gradient_accumulation_steps --max_grad_norm --mixed_precision
+    """``--output_dir --seed --deterministic --gradient_accumulation_steps --max_grad_norm --mixed_precision
     --gradient_checkpointing --dataloader_num_workers``."""
     group.add_argument("--output_dir", required=True, help=output_help)
-    group.add_argument("--seed", type=int, default=42)
+    group.add_argument("--seed", type=non_negative_int, default=42)
+    group.add_argument("--deterministic", action="store_true",
+                       help="torch's deterministic kernels (CUDA: no atomic-add nondeterminism; a little slower). On a "
+                            "CPU a run is reproducible from its seed and thread count (OMP_NUM_THREADS) alone")
     group.add_argument("--gradient_accumulation_steps", type=positive_int, default=1)
     group.add_argument("--max_grad_norm", type=non_negative_float, default=1.0, help="0: no clipping")
     group.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
