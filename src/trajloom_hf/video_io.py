@@ -162,9 +162,10 @@ def _encode(target, frames: np.ndarray, fps: Fraction, crf: int) -> None:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        # one encoder thread: multi-threaded x264 output depends on thread timing (the same frames gave different
-        # bytes from run to run), and a TrajLoomBench build must be bit-identical from run to run
-        stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        # a TrajLoomBench build must be bit-identical from run to run: multi-threaded x264 output depends on thread
+        # timing, and x264's macroblock-tree rate control on where its buffers land in memory (measured: one clip
+        # encoded from 16 array offsets gave 3 different byte streams; 1 with mbtree=0 on one thread)
+        stream.options = {"crf": str(crf), "preset": "medium", "threads": "1", "x264-params": "mbtree=0"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
