@@ -1,15 +1,25 @@
 """The main job (``make quickstart``), top to bottom, on a CPU.
 
-1. build a small synthetic TrajLoomBench (train / validation / test); as in the paper (§4.1.2: AllTracker tracks for
-   all data, synthetic Kubric included) the tracks come from a tracker run on the rendered frames, here the embedded
-   optical-flow tracker, not from the scene geometry,
-2. train AutoencoderTraj and compute its latent statistics,
-3. train TrajFlowTransformer, then the on-policy K-step stage, then the visibility head,
-4. save the whole TrajLoomPipeline with ``save_pretrained``,
-5. train, with the same budget, a WHN-style baseline (first frame only, absolute coordinates, no track history),
-   (its VAE and flow train next to TrajLoom's, one core each; the on-policy stage and the head then get both),
-6. ``trajloom evaluate`` on the held-out test split: TrajLoom vs WHN-style vs constant velocity vs static,
-7. write ``results.md`` with that table and GIFs of history + forecasts for a few test clips,
+1. build a small TrajLoomBench (train / validation / test): by default the MuJoCo physics source with a moving camera
+   (``--bench physics_camera``: rigid objects thrown onto a floor, exact tracks). ``physics`` is the static-camera
+   (MOVi-A-like) config: at this clip length the objects are at rest by the future window (the static baseline's ADE
+   is about 1 px), so it cannot separate the methods; ``synthetic_tracked`` is the 2-D synthetic source (textured
+   shapes under camera motion) with tracks from the embedded optical-flow tracker, as the paper tracks all its data
+   (§4.1.2),
+2. train AutoencoderTraj and compute its latent statistics (one for TrajLoom, one in absolute coordinates for the
+   WHN-style baseline),
+3. train TrajFlowTransformer three times with the same budget: TrajLoom seeing the video (a FrameEncoder trained
+   jointly, one frame per history latent step), TrajLoom without video (same VAE, only the flow differs), and the
+   WHN-style image baseline (appearance only: the frame at the forecast start through its own FrameEncoder, the
+   points' positions and visibility at that frame, no motion history, absolute coordinates, no boundary anchoring);
+   then the on-policy K-step stage of both TrajLoom flows and the visibility head (shared: it reads the VAE latents),
+4. save the TrajLoomPipelines with ``save_pretrained``,
+5. (the stages of 2-3 run as a dependency graph on two workers, one core each),
+6. ``trajloom evaluate`` on the held-out test split: TrajLoom (with / without video) vs WHN-style vs constant velocity
+   vs static (Euler x 10 steps for every generator, WHN's sampler); and on the validation split with
+   ``--shuffle-frames``: the frame-conditioned models again with every clip given another clip's frames (a model that
+   uses the image must get worse),
+7. write ``results.md`` with those tables and GIFs of history + forecasts for a few test clips,
 8. write Hugging Face model cards (``README.md``) into the saved folders and ``model_cards/``, with the measured numbers.
 
 Every stage is a call of the package's own scripts and CLI, and is skipped when its output exists, so re-running
@@ -21,6 +31,7 @@ wall and CPU time and thread count; one progress bar estimates the time left fro
     python examples/quickstart.py --preset cpu                # the full run (see PRESETS for its budget)
     python examples/quickstart.py --preset smoke              # a few minutes; what CI runs
     python examples/quickstart.py --preset cpu --seeds 0 1 2  # three seeds, then seed_spread.md (mean ± std)
+    python examples/quickstart.py --bench synthetic_tracked   # the 2-D source (output in quickstart_out/cpu_synthetic_tracked)
 """
 
 import argparse
@@ -43,8 +54,21 @@ from trajloom_hf.progress_estimate import StageClock, format_duration, remaining
 
 HERE = Path(__file__).resolve().parent
 
-CONFIG = "synthetic_tracked"  # the bench config: synthetic scenes, tracks from the embedded tracker
-TRAINING_PHASE = "2-3/7 VAE + flow of both models, concurrently (wall time)"
+# bench presets: config name -> (description, `trajloom bench build` arguments)
+BENCHES = {
+    "physics": ("a MuJoCo physics TrajLoomBench (rigid objects thrown onto a floor, static camera; exact tracks)",
+                ["--source", "physics"]),
+    "physics_camera": ("a MuJoCo physics TrajLoomBench (rigid objects thrown onto a floor, moving camera; exact tracks)",
+                       ["--source", "physics", "--camera", "moving"]),
+    "synthetic_tracked": ("a synthetic 2-D TrajLoomBench (textured shapes under camera motion) tracked with the embedded "
+                          "optical-flow tracker", ["--source", "synthetic", "--tracker", "optical_flow"]),
+}
+DEFAULT_BENCH = "physics_camera"
+CONFIG = DEFAULT_BENCH  # the bench config of this run (set from --bench)
+TRAINING_PHASE = "2-3/7 VAE + flow of the three generators, two at a time (wall time)"
+FLOW_PHASE = "3/7 TrajLoom (no video) flow and the on-policy stage of TrajLoom (video), two at a time (wall time)"
+# the methods of the results table: folder under the run -> results.json row
+METHODS = {"trajloom": "TrajLoom", "trajloom_novideo": "TrajLoom (no video)", "whn": "WHN-style"}
 TRAINING_SEED = 42  # the training scripts' default seed; --seed S trains with TRAINING_SEED + S, samples with S
 
 # eta: idle-machine priors of the progress bar's estimate, per kind of stage: (seconds per step, start-up seconds);
@@ -54,16 +78,18 @@ PRESETS = {
     "smoke": dict(
         height=80, width=96, stride=16, frames=9, train=8, validation=2, test=4,
         vae=dict(hidden_size=32, num_heads=4, encoder_depth=4, decoder_depth=4, latent_channels=4, pos_embed_dim=8),
-        vae_steps=30, flow=dict(hidden_size=32, num_heads=4, num_layers=2), flow_steps=30, on_policy_steps=6,
-        vis_steps=20, batch=4, samples=2, sample_steps=4, gifs=2,
+        vae_steps=24, flow=dict(hidden_size=32, num_heads=4, num_layers=2), flow_steps=20, on_policy_steps=4,
+        frame_encoder=dict(out_channels=8, hidden_channels=8, cell_px=4),
+        vis_steps=16, batch=4, samples=2, sample_steps=4, gifs=2,
         eta=dict(bench=(0, 5), vae=(0.25, 8), flow=(0.15, 6), on_policy=(3.0, 10), vis=(0.5, 8), save=(0, 2),
                  evaluate=(0, 10), render=(0, 4), cards=(0, 3), spread=(0, 1)),
     ),
     "cpu": dict(
-        height=96, width=160, stride=16, frames=33, train=160, validation=8, test=32,
+        height=96, width=160, stride=16, frames=33, train=160, validation=16, test=32,
         vae=dict(hidden_size=64, num_heads=4, encoder_depth=4, decoder_depth=4, latent_channels=8, pos_embed_dim=16),
-        vae_steps=600, flow=dict(hidden_size=96, num_heads=4, num_layers=4), flow_steps=800, on_policy_steps=100,
-        vis_steps=200, batch=8, samples=4, sample_steps=10, gifs=3,
+        vae_steps=400, flow=dict(hidden_size=96, num_heads=4, num_layers=4), flow_steps=600, on_policy_steps=40,
+        frame_encoder=dict(out_channels=16, hidden_channels=32, cell_px=8),
+        vis_steps=150, batch=8, samples=4, sample_steps=10, gifs=3,
         eta=dict(bench=(0, 102), vae=(0.98, 15), flow=(0.58, 20), on_policy=(3.1, 10), vis=(0.25, 10), save=(0, 3),
                  evaluate=(0, 48), render=(0, 15), cards=(0, 5), spread=(0, 1)),
     ),
@@ -79,6 +105,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--out", default="quickstart_out")
+    parser.add_argument("--bench", choices=sorted(BENCHES), default=DEFAULT_BENCH,
+                        help="the benchmark source (default: MuJoCo physics, moving camera); a non-default bench runs "
+                             "in OUT/PRESET_BENCH")
     parser.add_argument("--seed", type=int, default=0,
                         help=f"every stage's seed derives from it (training: {TRAINING_SEED} + seed, sampling: seed); "
                              "seed 0 writes OUT/PRESET, seed S OUT/PRESET-seedS (the benchmark is shared)")
@@ -103,8 +132,10 @@ def parse_args(argv=None):
 
 
 def run_dir(out: Path, preset: str, seed: int) -> Path:
-    """The folder of one seed's run: ``out/preset`` for seed 0 (the default run), ``out/preset-seedS`` otherwise."""
-    return out / (preset if seed == 0 else f"{preset}-seed{seed}")
+    """The folder of one seed's run: ``out/preset`` for seed 0 (the default run), ``out/preset-seedS`` otherwise
+    (``preset_BENCH`` instead of ``preset`` for a bench other than the default)."""
+    name = preset if CONFIG == DEFAULT_BENCH else f"{preset}_{CONFIG}"
+    return out / (name if seed == 0 else f"{name}-seed{seed}")
 
 
 def thread_env(threads: int) -> dict:
@@ -378,8 +409,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
 
     # 1. data (shared by every seed)
     if with_bench:
-        phases.append(Phase([[Stage("1/7 synthetic TrajLoomBench", bench / "README.md", "bench", trajloom + [
-            "bench", "build", "--source", "synthetic", "--tracker", "optical_flow", "--out", bench, "--config", CONFIG,
+        phases.append(Phase([[Stage(f"1/7 TrajLoomBench ({CONFIG})", bench / "README.md", "bench", trajloom + [
+            "bench", "build", *BENCHES[CONFIG][1], "--out", bench, "--config", CONFIG,
             "--num-train", p["train"], "--num-validation", p["validation"], "--num-test", p["test"],
             "--height", p["height"], "--width", p["width"], "--stride", p["stride"],
             "--history-frames", p["frames"], "--future-frames", p["frames"], "--shard-size", 32],
@@ -389,63 +420,72 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
     geometry = ["--height", p["height"], "--width", p["width"], "--stride", p["stride"], "--num_frames", p["frames"]]
     flow_cfg = write_json(out / "configs" / "transformer.json", p["flow"])
     vae_cfg = write_json(out / "configs" / "vae.json", p["vae"])
+    frame_cfg = write_json(out / "configs" / "frame_encoder.json", p["frame_encoder"])
+    tl, nv, whn = out / "trajloom", out / "trajloom_novideo", out / "whn"
 
-    def train(name: str) -> List[Stage]:
-        """One model's VAE and flow (the WHN-style baseline is then complete and saved as a pipeline)."""
-        vae_extra, flow_extra = {
-            "trajloom": ([], []),
-            "whn": (["--no_offsets"], ["--history_mode", "first_frame", "--no_anchor", "--no_history_visibility"]),
-        }[name]
-        label = "TrajLoom" if name == "trajloom" else "WHN-style baseline"
-        d = out / name
-        chain = [
-            S(f"2/7 {label}: AutoencoderTraj", d / "vae" / "config.json", "vae", [
-                py, HERE / "train_autoencoder_traj.py", "--output_dir", d / "vae", "--model_config", vae_cfg, *geometry,
-                *common, "--learning_rate", 2e-3, "--lr_warmup_steps", 10, "--max_train_steps", p["vae_steps"],
-                "--validation_steps", p["vae_steps"], "--checkpointing_steps", max(10, p["vae_steps"] // 4),
-                "--resume_from_checkpoint", "latest", *vae_extra], steps=p["vae_steps"], folder=d / "vae"),
-            S(f"3/7 {label}: TrajFlowTransformer", d / "flow" / "transformer" / "config.json", "flow", [
-                py, HERE / "train_trajloom_flow.py", "--vae_path", d / "vae", "--output_dir", d / "flow",
-                "--transformer_config", flow_cfg, *common, "--learning_rate", 1e-3, "--max_train_steps", p["flow_steps"],
-                "--validation_steps", 0, "--checkpointing_steps", max(10, p["flow_steps"] // 4),
-                "--latent_cache_dir", d / "latents", "--resume_from_checkpoint", "latest", *flow_extra],
-                steps=p["flow_steps"], folder=d / "flow"),
-        ]
-        if name == "whn":
-            chain.append(S("4/7 WHN-style baseline: save the TrajLoomPipeline", d / "pipeline" / "model_index.json",
-                           "save", fn=lambda: assemble(d, d / "flow", history_mode="first_frame", with_vis=False)))
-        return chain
+    def vae(label: str, d: Path, extra=()) -> Stage:
+        return S(f"2/7 {label}: AutoencoderTraj", d / "vae" / "config.json", "vae", [
+            py, HERE / "train_autoencoder_traj.py", "--output_dir", d / "vae", "--model_config", vae_cfg, *geometry,
+            *common, "--learning_rate", 2e-3, "--lr_warmup_steps", 10, "--max_train_steps", p["vae_steps"],
+            "--validation_steps", p["vae_steps"], "--checkpointing_steps", max(10, p["vae_steps"] // 4),
+            "--resume_from_checkpoint", "latest", *extra], steps=p["vae_steps"], folder=d / "vae")
 
-    # 2.-3. the two models' VAE and flow train concurrently, threads // 2 each: at these sizes two single-threaded
-    # processes get 1.2-1.4x the throughput of one process on two threads (measured: 40 VAE steps 31 s alone on 2
-    # threads, 47 s each for two at once). Their work is the same size, so both finish together.
-    phases.append(Phase([train("trajloom"), train("whn")], title=TRAINING_PHASE, log=log))
+    def flow(label: str, d: Path, vae_dir: Path, latents: Path, extra=()) -> Stage:
+        return S(f"3/7 {label}: TrajFlowTransformer", d / "flow" / "transformer" / "config.json", "flow", [
+            py, HERE / "train_trajloom_flow.py", "--vae_path", vae_dir, "--output_dir", d / "flow",
+            "--transformer_config", flow_cfg, *common, "--learning_rate", 1e-3, "--max_train_steps", p["flow_steps"],
+            "--validation_steps", 0, "--checkpointing_steps", max(10, p["flow_steps"] // 4),
+            "--latent_cache_dir", latents, "--resume_from_checkpoint", "latest", *extra],
+            steps=p["flow_steps"], folder=d / "flow")
 
-    # 3. TrajLoom only, on all threads: the on-policy K-step stage and the visibility head; 4. the saved pipeline
-    d = out / "trajloom"
-    phases.append(Phase([[
-        S("3/7 TrajLoom: on-policy K-step stage", d / "flow_on_policy" / "transformer" / "config.json", "on_policy", [
-            py, HERE / "train_trajloom_flow.py", "--vae_path", d / "vae", "--output_dir", d / "flow_on_policy",
+    def on_policy(label: str, d: Path, extra=()) -> Stage:
+        return S(f"3/7 {label}: on-policy K-step stage", d / "flow_on_policy" / "transformer" / "config.json", "on_policy", [
+            py, HERE / "train_trajloom_flow.py", "--vae_path", tl / "vae", "--output_dir", d / "flow_on_policy",
             "--init_transformer", d / "flow" / "transformer", *common, "--on_policy", "--learning_rate", 2e-4,
             "--on_policy_batch_size", p["batch"], "--max_train_steps", p["on_policy_steps"], "--validation_steps", 0,
-            "--checkpointing_steps", max(5, p["on_policy_steps"] // 2), "--latent_cache_dir", d / "latents",
-            "--resume_from_checkpoint", "latest"], steps=p["on_policy_steps"], folder=d / "flow_on_policy"),
-        S("3/7 TrajLoom: visibility head", d / "vis" / "visibility_predictor" / "config.json", "vis", [
-            py, HERE / "train_visibility_predictor.py", "--vae_path", d / "vae", "--output_dir", d / "vis", *common,
-            "--learning_rate", 2e-3, "--max_train_steps", p["vis_steps"], "--lr_warmup_steps", 5, "--validation_steps", 0,
-            "--checkpointing_steps", max(5, p["vis_steps"] // 2), "--resume_from_checkpoint", "latest"],
-            steps=p["vis_steps"], folder=d / "vis"),
-        S("4/7 TrajLoom: save the TrajLoomPipeline", d / "pipeline" / "model_index.json", "save",
-          fn=lambda: assemble(d, d / "flow_on_policy", history_mode="tracks", with_vis=True)),
-    ]]))
+            "--checkpointing_steps", max(5, p["on_policy_steps"] // 2), "--latent_cache_dir", tl / "latents",
+            "--resume_from_checkpoint", "latest", *extra], steps=p["on_policy_steps"], folder=d / "flow_on_policy")
 
-    # 6. evaluation; 7. pictures and results.md; 8. model cards, from the measured results
-    results = out / "results"
+    def save(d: Path, vae_owner: Path, flow_dir: Path, mode: str, head: bool) -> Stage:
+        return S(f"4/7 {METHODS[d.name]}: save the TrajLoomPipeline", d / "pipeline" / "model_index.json", "save",
+                 fn=lambda: assemble(vae_owner, flow_dir, d / "pipeline", history_mode=mode,
+                                     vis_dir=tl / "vis" if head else None))
+
+    video = ["--frame_encoder_config", frame_cfg]
+    # WHN-style: the forecast-start frame (its image, the points' positions and visibility there), no motion history,
+    # absolute coordinates (its own VAE, --no_offsets), no boundary anchoring; same VAE and flow budget as TrajLoom
+    whn_flow = ["--history_mode", "last_frame", "--no_anchor", *video]
+    vis_head = S("3/7 TrajLoom: visibility head", tl / "vis" / "visibility_predictor" / "config.json", "vis", [
+        py, HERE / "train_visibility_predictor.py", "--vae_path", tl / "vae", "--output_dir", tl / "vis", *common,
+        "--learning_rate", 2e-3, "--max_train_steps", p["vis_steps"], "--lr_warmup_steps", 5, "--validation_steps", 0,
+        "--checkpointing_steps", max(5, p["vis_steps"] // 2), "--resume_from_checkpoint", "latest"],
+        steps=p["vis_steps"], folder=tl / "vis")
+
+    # 2.-3. two chains at a time, threads // 2 each (at these sizes two single-threaded processes get 1.2-1.4x the
+    # throughput of one on two threads). The VAE + flow of TrajLoom (video) and of WHN-style are the same work; then
+    # TrajLoom (no video) (same VAE, only the flow differs) next to the on-policy stage of TrajLoom (video) and the
+    # visibility head (shared by both TrajLoom pipelines: it reads the VAE latents); then the last on-policy stage
+    phases.append(Phase([[vae("TrajLoom", tl), flow("TrajLoom (video)", tl, tl / "vae", tl / "latents", video)],
+                         [vae("WHN-style baseline", whn, ["--no_offsets"]),
+                          flow("WHN-style baseline", whn, whn / "vae", whn / "latents", whn_flow),
+                          save(whn, whn, whn / "flow", "last_frame", False)]], title=TRAINING_PHASE, log=log))
+    phases.append(Phase([[flow("TrajLoom (no video)", nv, tl / "vae", tl / "latents")],
+                         [on_policy("TrajLoom (video)", tl, ["--init_frame_encoder", tl / "flow" / "frame_encoder"]),
+                          vis_head, save(tl, tl, tl / "flow_on_policy", "tracks", True)]], title=FLOW_PHASE, log=log))
+    phases.append(Phase([[on_policy("TrajLoom (no video)", nv), save(nv, tl, nv / "flow_on_policy", "tracks", True)]]))
+
+    # 6. evaluation: the test split, then the validation split with every clip given another clip's frames;
+    # 7. pictures and results.md; 8. model cards, from the measured results
+    results, shuffled = out / "results", out / "results_shuffled_frames"
     phases.append(Phase([[
         S("6/7 trajloom evaluate (test split)", results / "results.json", "evaluate", trajloom + [
-            "evaluate", "--pipeline", out / "trajloom" / "pipeline", "--baseline", f"WHN-style={out / 'whn' / 'pipeline'}",
-            "--bench", bench, "--config", CONFIG, "--split", "test", "--num-samples", p["samples"],
-            "--steps", p["sample_steps"], "--seed", seed, "--out", results]),
+            "evaluate", "--pipeline", tl / "pipeline", "--baseline", f"TrajLoom (no video)={nv / 'pipeline'}",
+            "--baseline", f"WHN-style={whn / 'pipeline'}", "--bench", bench, "--config", CONFIG, "--split", "test",
+            "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", results]),
+        S("6/7 trajloom evaluate --shuffle-frames (validation split)", shuffled / "results.json", "evaluate", trajloom + [
+            "evaluate", "--pipeline", tl / "pipeline", "--baseline", f"WHN-style={whn / 'pipeline'}",
+            "--bench", bench, "--config", CONFIG, "--split", "validation", "--num-samples", p["samples"],
+            "--steps", p["sample_steps"], "--seed", seed, "--shuffle-frames", "--out", shuffled]),
         S("7/7 GIFs and results.md", None, "render", fn=lambda: write_results_md(out, bench, preset, seed, p, log)),
         S("8/8 model cards", None, "cards", fn=lambda: write_cards(out, preset, p, log, seed)),
     ]]))
@@ -465,12 +505,18 @@ def write_results_md(out: Path, bench: Path, preset: str, seed: int, p: dict, lo
     table = (out / "results" / "results.md").read_text()
     cores = max((st.get("threads", 0) for st in json.loads(log.read_text()).values()), default=0)
     md = [f"# trajloom-hf quickstart ({preset} preset, seed {seed})", "",
-          f"Synthetic TrajLoomBench (tracks from the embedded optical-flow tracker, as the paper's AllTracker protocol) "
+          f"{BENCHES[CONFIG][0][0].upper() + BENCHES[CONFIG][0][1:]} "
           f"at {p['height']}x{p['width']} (stride {p['stride']}), {p['frames']} history + {p['frames']} future frames; "
           f"{p['train']} training and {p['test']} test clips. Training and evaluation took {total_minutes(log):.1f} min "
           f"wall time on this machine and {cpu_minutes(log):.1f} min of CPU time (user + sys, all stages"
           f"{f', {cores} threads' if cores else ''}; per stage: `stages.json`).", "",
-          table.split("\n", 2)[-1], "", "## Forecasts (history, then GT | TrajLoom | WHN-style futures)", ""]
+          table.split("\n", 2)[-1], "",
+          "## Do the frame-conditioned models use the image? (validation split)", "",
+          "The same models, with every clip given another clip's frames (tracks unchanged; "
+          "`trajloom evaluate --shuffle-frames`): a model that uses the image scores worse in the "
+          "\"(other clip's frames)\" rows.", "",
+          (out / "results_shuffled_frames" / "results.md").read_text().split("\n", 2)[-1], "",
+          "## Forecasts (history, then GT | TrajLoom | TrajLoom (no video) | WHN-style futures)", ""]
     md += [f"![{g.stem}]({g.relative_to(out)})" for g in gifs]
     (out / "results.md").write_text("\n".join(md) + "\n")
 
@@ -501,7 +547,9 @@ def write_seed_spread(root: Path, preset: str, seeds: List[int]) -> Path:
 
 
 def main(argv=None):
+    global CONFIG
     args = parse_args(argv)
+    CONFIG = args.bench
     p = PRESETS[args.preset]
     root = Path(args.out)
     # this process's own torch work (saving pipelines, GIFs) on the same fixed thread count as its stages
@@ -528,23 +576,27 @@ def main(argv=None):
 def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
     """One card per trained artefact, in its folder (``README.md``) and collected under ``out/model_cards``."""
     quiet_diffusers()
-    from trajloom_hf import AutoencoderTraj, TrajLoomPipeline
+    from trajloom_hf import TrajLoomPipeline
     from trajloom_hf.model_card import TrainingRecord, model_card, write_model_card
 
     record = TrainingRecord(
-        preset=preset, reproduce=f"python examples/quickstart.py --preset {preset}" + (f" --seed {seed}" if seed else "")
-        + ("   # = make quickstart" if preset == "cpu" and not seed else ""),
+        preset=preset, reproduce=f"python examples/quickstart.py --preset {preset}" + ("" if CONFIG == DEFAULT_BENCH else f" --bench {CONFIG}")
+        + (f" --seed {seed}" if seed else "") + ("   # = make quickstart" if preset == "cpu" and CONFIG == DEFAULT_BENCH and not seed else ""),
         dataset="trajloombench", dataset_config=CONFIG,
-        data_description=(f"a synthetic TrajLoomBench tracked with the embedded optical-flow tracker ({p['train']} training clips, {p['height']}x{p['width']} px, stride "
+        data_description=(f"{BENCHES[CONFIG][0]} ({p['train']} training clips, {p['height']}x{p['width']} px, stride "
                           f"{p['stride']}, {p['frames']} history + {p['frames']} future frames)"),
         stages=json.loads(log.read_text()) if log.exists() else {})
     results_json = out / "results" / "results.json"
-    pipe = TrajLoomPipeline.from_pretrained(out / "trajloom" / "pipeline")
-    whn = TrajLoomPipeline.from_pretrained(out / "whn" / "pipeline")
+    pipes = {name: TrajLoomPipeline.from_pretrained(out / name / "pipeline") for name in METHODS}
+    pipe = pipes["trajloom"]
     n = lambda m: sum(t.numel() for t in m.parameters())  # noqa: E731
-    vae_stage, flow_stage = "2/7 TrajLoom: AutoencoderTraj", "3/7 TrajLoom: TrajFlowTransformer"
+    n_flow = lambda q: n(q.transformer) + (n(q.frame_encoder) if q.frame_encoder is not None else 0)  # noqa: E731
+    vae_stage = "2/7 TrajLoom: AutoencoderTraj"
     # the folders as typed from the repository root with the default --out (like the stage commands)
     shown = lambda folder: str(folder).replace(str(out.parent), "quickstart_out")  # noqa: E731
+    frames_note = ("Its `FrameEncoder` (`frame_encoder/`, {params:,} parameters, trained jointly with the transformer) "
+                   "turns {what} into features on the track grid, the transformer's video input: call the pipeline "
+                   "with `video=` (the history frames `[T_h, H, W, 3]` uint8). ")
     cards = {
         "autoencoder_traj": (out / "trajloom" / "vae", model_card(
             "autoencoder", model_name=f"trajloom-vae-{preset}", config=dict(pipe.vae.config),
@@ -552,22 +604,36 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
             stage_names=[vae_stage], load_path=shown(out / "trajloom" / "vae"))),
         "trajloom_pipeline": (out / "trajloom" / "pipeline", model_card(
             "pipeline", model_name=f"trajloom-{preset}", config=dict(pipe.transformer.config),
-            num_parameters=n(pipe.transformer), results_json=results_json, record=record, method="TrajLoom",
-            stage_names=[vae_stage, flow_stage, "3/7 TrajLoom: on-policy K-step stage", "3/7 TrajLoom: visibility head"],
-            load_path=shown(out / "trajloom" / "pipeline"))),
+            num_parameters=n_flow(pipe), results_json=results_json, record=record, method="TrajLoom",
+            stage_names=[vae_stage, "3/7 TrajLoom (video): TrajFlowTransformer", "3/7 TrajLoom (video): on-policy K-step stage",
+                         "3/7 TrajLoom: visibility head"],
+            load_path=shown(out / "trajloom" / "pipeline"),
+            notes=frames_note.format(params=n(pipe.frame_encoder), what="one history frame per latent step"))),
+        "trajloom_novideo_pipeline": (out / "trajloom_novideo" / "pipeline", model_card(
+            "pipeline", model_name=f"trajloom-novideo-{preset}", config=dict(pipes["trajloom_novideo"].transformer.config),
+            num_parameters=n_flow(pipes["trajloom_novideo"]), results_json=results_json, record=record,
+            method=METHODS["trajloom_novideo"],
+            stage_names=[vae_stage, "3/7 TrajLoom (no video): TrajFlowTransformer",
+                         "3/7 TrajLoom (no video): on-policy K-step stage", "3/7 TrajLoom: visibility head"],
+            load_path=shown(out / "trajloom_novideo" / "pipeline"),
+            notes="TrajLoom **without video conditioning**: the same VAE, visibility head and flow budget as "
+                  "`trajloom-" + preset + "`, conditioned on the track history only (the ablation of the video input).")),
         "visibility_predictor": (out / "trajloom" / "vis" / "visibility_predictor", model_card(
             "visibility", model_name=f"trajloom-visibility-{preset}", config=dict(pipe.visibility_predictor.config),
             num_parameters=n(pipe.visibility_predictor), results_json=results_json, record=record, method="TrajLoom",
             stage_names=["3/7 TrajLoom: visibility head"],
             load_path=shown(out / "trajloom" / "vis" / "visibility_predictor"))),
         "whn_style_baseline": (out / "whn" / "pipeline", model_card(
-            "pipeline", model_name=f"whn-style-baseline-{preset}", config=dict(whn.transformer.config),
-            num_parameters=n(whn.transformer), results_json=results_json, record=record, method="WHN-style",
+            "pipeline", model_name=f"whn-style-baseline-{preset}", config=dict(pipes["whn"].transformer.config),
+            num_parameters=n_flow(pipes["whn"]), results_json=results_json, record=record, method="WHN-style",
             stage_names=["2/7 WHN-style baseline: AutoencoderTraj", "3/7 WHN-style baseline: TrajFlowTransformer"],
             load_path=shown(out / "whn" / "pipeline"),
-            notes="This is the **baseline**, trained with the same budget: conditioned on the first frame only, "
-                  "absolute coordinates (`--no_offsets`), no track history (`--history_mode first_frame`), no "
-                  "boundary anchoring and no on-policy stage (the paper's WHN comparison, reference `whn-baseline.md`).")),
+            notes="This is the **baseline**, trained with the same VAE and flow budget as TrajLoom: appearance only, as "
+                  "WHN (reference `whn-baseline.md`). Its input is the frame at the forecast start (the last history "
+                  "frame) and the points' positions and visibility there (`history_mode=\"last_frame\"`: that one "
+                  "position held over the history window, so no velocity; no earlier frame); absolute coordinates "
+                  "(`--no_offsets`), no boundary anchoring, no on-policy stage, no visibility head. "
+                  + frames_note.format(params=n(pipes["whn"].frame_encoder), what="that frame"))),
     }
     for name, (folder, text) in cards.items():
         write_model_card(folder / "README.md", text)
@@ -575,17 +641,20 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
     return out / "model_cards"
 
 
-def assemble(d: Path, flow_dir: Path, history_mode: str, with_vis: bool):
-    from trajloom_hf import AutoencoderTraj, FlowMatchTrajScheduler, TrajFlowTransformer, TrajLoomPipeline, VisibilityPredictor
+def assemble(vae_dir: Path, flow_dir: Path, out_dir: Path, history_mode: str, vis_dir: Optional[Path]):
+    """Save a TrajLoomPipeline from trained parts: the VAE, a flow stage's transformer/scheduler (and its frame
+    encoder when it trained one) and an optional visibility head."""
+    from trajloom_hf import AutoencoderTraj, FlowMatchTrajScheduler, FrameEncoder, TrajFlowTransformer, TrajLoomPipeline, VisibilityPredictor
 
     pipe = TrajLoomPipeline(
-        vae=AutoencoderTraj.from_pretrained(d / "vae"),
+        vae=AutoencoderTraj.from_pretrained(vae_dir / "vae"),
         transformer=TrajFlowTransformer.from_pretrained(flow_dir / "transformer"),
         scheduler=FlowMatchTrajScheduler.from_pretrained(flow_dir / "scheduler"),
-        visibility_predictor=VisibilityPredictor.from_pretrained(d / "vis" / "visibility_predictor") if with_vis else None,
+        visibility_predictor=VisibilityPredictor.from_pretrained(vis_dir / "visibility_predictor") if vis_dir else None,
+        frame_encoder=FrameEncoder.from_pretrained(flow_dir / "frame_encoder") if (flow_dir / "frame_encoder").is_dir() else None,
         history_mode=history_mode,
     )
-    pipe.save_pretrained(d / "pipeline")
+    pipe.save_pretrained(out_dir)
 
 
 def render_examples(out: Path, bench: Path, p) -> list:
@@ -594,11 +663,12 @@ def render_examples(out: Path, bench: Path, p) -> list:
 
     from trajloom_hf import TrajLoomPipeline
     from trajloom_hf.data.trajloombench import load_trajloombench
+    from trajloom_hf.evaluation import uses_frames
     from trajloom_hf.rendering import forecast_keyframes, montage, render_forecast
     from trajloom_hf.video_io import decode_mp4_bytes, save_png, write_gif
 
     ds = load_trajloombench(str(bench), CONFIG, "test")
-    pipes = {name: TrajLoomPipeline.from_pretrained(out / name / "pipeline") for name in ("trajloom", "whn")}
+    pipes = {name: TrajLoomPipeline.from_pretrained(out / name / "pipeline") for name in METHODS}
     for pipe in pipes.values():
         pipe.set_progress_bar_config(disable=True)
     t = p["frames"]
@@ -609,11 +679,12 @@ def render_examples(out: Path, bench: Path, p) -> list:
         tracks, vis = row["tracks"], row["visibility"]
         futures, fvis = [tracks[t : 2 * t]], [vis[t : 2 * t]]
         for pipe in pipes.values():
-            res = pipe(tracks[:t], vis[:t], num_inference_steps=p["sample_steps"], generator=[torch.Generator().manual_seed(i)])
+            res = pipe(tracks[:t], vis[:t], video=frames[:t] if uses_frames(pipe) else None,
+                       num_inference_steps=p["sample_steps"], generator=[torch.Generator().manual_seed(i)])
             futures.append(res.future_tracks[0, 0])
             fvis.append(res.future_visibility[0, 0])
         video = render_forecast(frames[:t], tracks[:t], vis[:t], np.stack(futures), np.stack(fvis),
-                                labels=["ground truth", "TrajLoom", "WHN-style"])
+                                labels=["ground truth", *METHODS.values()])
         path = out / "gifs" / f"test_{i:02d}.gif"
         write_gif(path, video, 8)
         # the still: now, half-way and the end of the future, one row each (panels stay readable in the README)

@@ -39,6 +39,7 @@ from trajloom_hf.training.arguments import (add_latent_training_args, check_path
 from trajloom_hf.training.checkpointing import Checkpointer
 from trajloom_hf.training.determinism import seed_everything
 from trajloom_hf.training.conditioning import drop_captions, flow_conditioning  # noqa: F401  (drop_captions: public here too)
+from trajloom_hf.training.frame_training import FrameCache, build_frame_encoder, frame_encoder_parameters
 from trajloom_hf.training.frozen_encoders import FrozenEncoders
 from trajloom_hf.training.latent_cache import LatentCache, batch_latents, open_latent_cache  # noqa: F401
 from trajloom_hf.training.model_builders import build_flow_transformer
@@ -60,6 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--text_encoder_path", default=None, help="UMT5/T5 encoder + tokenizer folder; without it no text conditioning")
     g.add_argument("--text_max_length", type=positive_int, default=128)
     g.add_argument("--video_vae_path", default=None, help="diffusers AutoencoderKLWan folder; without it no video conditioning")
+    g.add_argument("--frame_encoder_config", default=None,
+                   help="JSON file of FrameEncoder arguments: condition on the frames through a FrameEncoder trained "
+                        "jointly with the transformer (saved as frame_encoder/)")
+    g.add_argument("--frame_encoder_backbone", default=None,
+                   help="a transformers vision model folder (e.g. DINOv2): the frozen backbone of the FrameEncoder")
+    g.add_argument("--init_frame_encoder", default=None, help="start from this FrameEncoder folder (on-policy stage)")
     g = parser.add_argument_group("flow matching (App. A.2)")
     g.add_argument("--learning_rate", type=positive_float, default=None, help="default 6e-5, or 1e-5 with --on_policy")
     g.add_argument("--invisible_weight", type=fraction, default=0.01)
@@ -70,8 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--anchor_noise_std", type=non_negative_float, default=0.1)
     g.add_argument("--no_anchor", action="store_true", help="pure-noise source z_0 ('w/o anchoring' ablation)")
     g.add_argument("--no_history_visibility", action="store_true", help="do not feed the history visibility")
-    g.add_argument("--history_mode", default="tracks", choices=["tracks", "first_frame"],
-                   help="'first_frame': condition on the first frame held still (WHN-style image-only baseline)")
+    g.add_argument("--history_mode", default="tracks", choices=["tracks", "last_frame", "first_frame"],
+                   help="'last_frame': the WHN-style image baseline (the forecast-start frame held still, with a frame "
+                        "encoder its image only); 'first_frame': frame 0 held still (the query grid on tracked clips)")
     g = parser.add_argument_group("on-policy K-step fine-tuning (eqs. 10–14, App. A.3)")
     g.add_argument("--on_policy", action="store_true")
     g.add_argument("--on_policy_steps", type=positive_int, default=8)
@@ -103,13 +111,32 @@ def main(argv=None) -> None:
 
     # 1. frozen encoders and the model (checked against the VAE before any data is encoded)
     encoders = FrozenEncoders(args, device)
-    transformer = build_flow_transformer(encoders, args.init_transformer, args.transformer_config)
+    # frame conditioning: a FrameEncoder trained jointly with the transformer (its features are the video input)
+    frame_encoder = frame_cache = None
+    if args.frame_encoder_config or args.frame_encoder_backbone or args.init_frame_encoder:
+        if encoders.video_vae is not None:
+            raise ValueError("give either --video_vae_path or a frame encoder (both fill the transformer's video input)")
+        if args.history_mode == "first_frame":
+            raise ValueError("a frame encoder needs --history_mode tracks or last_frame")
+        check_paths(args, folders=("init_frame_encoder", "frame_encoder_backbone"), files=("frame_encoder_config",))
+        frame_encoder = build_frame_encoder(encoders.vae.config, init_from=args.init_frame_encoder,
+                                            config_path=args.frame_encoder_config, backbone_path=args.frame_encoder_backbone)
+        frame_encoder.to(device).train()
+    transformer = build_flow_transformer(encoders, args.init_transformer, args.transformer_config,
+                                         frame_encoder.config.out_channels if frame_encoder is not None else None)
 
     # 2. data (built on the main process first so the synthetic clip cache is written once), latent cache
     with accelerator.main_process_first():
         train_set, val_set = build_windows(encoders.vae.config, with_frames=encoders.video_vae is not None, **data_options(args))
     sampler = EpochShardSampler(len(train_set), args.train_batch_size, args.seed, accelerator.process_index, accelerator.num_processes)
     cache = open_latent_cache(encoders, args.latent_cache_dir, (train_set, val_set), accelerator, args.train_batch_size)
+
+    if frame_encoder is not None:  # its input frames, decoded once and cached (the latent cache cannot hold its features)
+        with accelerator.main_process_first():
+            framed = build_windows(encoders.vae.config, **data_options(args), with_frames=True)
+            frame_cache = FrameCache.build(framed, frame_encoder, history_frames=encoders.num_frames,
+                                           temporal_stride=encoders.temporal_stride, history_mode=args.history_mode,
+                                           root=args.latent_cache_dir, progress=accelerator.is_main_process)
 
     # 3. scheduler (source distribution and flow-time mixture), objective, optimiser
     if args.gradient_checkpointing:
@@ -118,8 +145,9 @@ def main(argv=None) -> None:
         anchor_first=not args.no_anchor, anchor_noise_std=args.anchor_noise_std, tube_sigma=args.tube_sigma,
         t_small_prob=args.t_small_prob, t_small_max=args.t_small_max, num_inference_steps=args.validation_inference_steps,
     )
-    objective = FlowObjective(transformer, scheduler, args)
-    optimizer = torch.optim.AdamW(transformer.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), weight_decay=args.adam_weight_decay)
+    objective = FlowObjective(transformer, scheduler, args, frame_encoder)
+    params = list(transformer.parameters()) + (frame_encoder_parameters(frame_encoder) if frame_encoder is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(0.9, 0.999), weight_decay=args.adam_weight_decay)
     objective, optimizer = accelerator.prepare(objective, optimizer)
     start_run(accelerator, args, RUN)
     loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, sampler=sampler,
@@ -129,6 +157,7 @@ def main(argv=None) -> None:
     checkpointer = Checkpointer(accelerator, args.output_dir, objective, optimizer)
     global_step = checkpointer.resume(args.resume_from_checkpoint)
     raw_model = accelerator.unwrap_model(objective).transformer
+    raw_frame_encoder = accelerator.unwrap_model(objective).frame_encoder
     micro = global_step * args.gradient_accumulation_steps
 
     # 5. the loop
@@ -141,9 +170,10 @@ def main(argv=None) -> None:
             hist_vis, video, text = flow_conditioning(batch, lat, encoders, raw_model.config, seed=seed,
                                                       use_history_visibility=not args.no_history_visibility,
                                                       caption_dropout=args.caption_dropout)
+            frames = frame_cache.batch(batch["key"], device) if frame_cache is not None else None
             with accelerator.autocast():
                 out = objective(lat["history_latents"], lat["future_latents"], lat["future_token_visibility"],
-                                hist_vis, video, text, seed=seed)
+                                hist_vis, video, text, seed=seed, frames=frames)
             accelerator.backward(out["loss"])
             if accelerator.sync_gradients and args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)
@@ -160,7 +190,10 @@ def main(argv=None) -> None:
                     raw_model, scheduler, encoders, val_set, cache, num_windows=args.num_validation_windows,
                     num_samples=args.num_validation_samples, batch_size=args.train_batch_size,
                     inference_steps=args.validation_inference_steps, seed=args.seed, invisible_weight=args.invisible_weight,
-                    use_history_visibility=not args.no_history_visibility))
+                    use_history_visibility=not args.no_history_visibility,
+                    frames=(raw_frame_encoder.eval(), frame_cache) if frame_cache is not None else None))
+                if raw_frame_encoder is not None:
+                    raw_frame_encoder.train()
             accelerator.wait_for_everyone()
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
             checkpointer.save(global_step, args.checkpoints_total_limit)
@@ -170,7 +203,10 @@ def main(argv=None) -> None:
     if accelerator.is_main_process:
         raw_model.save_pretrained(os.path.join(args.output_dir, "transformer"))
         scheduler.save_pretrained(os.path.join(args.output_dir, "scheduler"))
-        logger.info("saved transformer/ and scheduler/ to %s", args.output_dir)
+        if raw_frame_encoder is not None:
+            raw_frame_encoder.save_pretrained(os.path.join(args.output_dir, "frame_encoder"))
+        logger.info("saved transformer/, scheduler/%s to %s", " and frame_encoder/" if raw_frame_encoder is not None else "",
+                    args.output_dir)
     accelerator.end_training()
 
 

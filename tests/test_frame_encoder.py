@@ -245,3 +245,26 @@ def test_frame_pipeline_round_trip_and_errors(tmp_path, clips):
         TrajLoomPipeline(**{**c, "frame_encoder": FrameEncoder(height=H, width=W, grid_stride=S, out_channels=3)})
     with pytest.raises(ValueError, match="first_frame"):
         TrajLoomPipeline(**{**c, "history_mode": "first_frame"})
+
+
+def test_training_builds_the_encoder_from_a_pretrained_backbone_folder(tmp_path):
+    """--frame_encoder_backbone: a transformers folder (here a tiny random DINOv2 saved locally, no download)."""
+    from types import SimpleNamespace
+
+    from transformers import Dinov2Model
+
+    from trajloom_hf.training.frame_training import build_frame_encoder, frame_encoder_parameters
+
+    torch.manual_seed(0)
+    Dinov2Model(tiny_dinov2_config()).save_pretrained(tmp_path / "dino")
+    (tmp_path / "fe.json").write_text('{"out_channels": 5}')
+    vae_config = SimpleNamespace(height=H, width=W, patch_size=S)
+    enc = build_frame_encoder(vae_config, config_path=str(tmp_path / "fe.json"), backbone_path=str(tmp_path / "dino"))
+    assert enc.config.backbone == "pretrained" and enc.config.out_channels == 5
+    assert {id(p) for p in frame_encoder_parameters(enc)} == {id(p) for p in (*enc.proj.parameters(), *enc.global_proj.parameters())}
+    assert enc(random_frames(1, 1)).features.shape == (1, 1, 24, 5)
+    conv = build_frame_encoder(vae_config, config_path=str(tmp_path / "fe.json"))
+    assert conv.config.backbone == "conv" and len(frame_encoder_parameters(conv)) == len(list(conv.parameters()))
+    conv.save_pretrained(tmp_path / "conv")
+    with pytest.raises(ValueError, match="works on"):
+        build_frame_encoder(SimpleNamespace(height=H, width=2 * W, patch_size=S), init_from=str(tmp_path / "conv"))

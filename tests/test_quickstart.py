@@ -1,5 +1,6 @@
-"""The smoke preset of the main job runs top to bottom: bench, both models, evaluation, results.md and GIFs; a
-second seed and the spread over seeds; a training stage gives the same weights alone and next to another."""
+"""The smoke preset of the main job runs top to bottom: bench, TrajLoom with and without video, the WHN-style image
+baseline, evaluation (test split; validation split with shuffled frames), results.md, GIFs and model cards; a second
+seed and the spread over seeds; a training stage gives the same weights alone and next to another."""
 
 import hashlib
 import importlib.util
@@ -26,8 +27,14 @@ def test_quickstart_smoke(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = tmp_path / "smoke"
     md = (out / "results.md").read_text()
-    for method in ("TrajLoom", "WHN-style", "constant velocity", "static"):
+    for method in ("TrajLoom", "TrajLoom (no video)", "WHN-style", "constant velocity", "static",
+                   "TrajLoom (other clip's frames)", "WHN-style (other clip's frames)"):
         assert f"| FVMD | {method} |" in md
+    shuffled = json.loads((out / "results_shuffled_frames" / "results.json").read_text())
+    assert shuffled["settings"]["split"] == "validation" and shuffled["settings"]["shuffle_frames"]
+    for folder, has_frames in (("trajloom", True), ("trajloom_novideo", False), ("whn", True)):
+        assert (out / folder / "pipeline" / "frame_encoder").is_dir() == has_frames
+    assert json.loads((out / "whn" / "pipeline" / "model_index.json").read_text())["history_mode"] == "last_frame"
     assert (out / "gifs" / "test_00.gif").stat().st_size > 0
     assert (out / "trajloom" / "pipeline" / "model_index.json").exists()
     # model cards: HF metadata with the measured values, one per trained artefact
@@ -37,7 +44,8 @@ def test_quickstart_smoke(tmp_path):
 
     results = json.loads((out / "results" / "results.json").read_text())["results"]
     for name, folder in (("autoencoder_traj", "trajloom/vae"), ("trajloom_pipeline", "trajloom/pipeline"),
-                         ("visibility_predictor", "trajloom/vis/visibility_predictor"), ("whn_style_baseline", "whn/pipeline")):
+                         ("visibility_predictor", "trajloom/vis/visibility_predictor"), ("whn_style_baseline", "whn/pipeline"),
+                         ("trajloom_novideo_pipeline", "trajloom_novideo/pipeline")):
         text = (out / "model_cards" / f"{name}.md").read_text()
         assert text == (out / folder / "README.md").read_text()
         meta = yaml.safe_load(text.split("---")[1])
@@ -56,7 +64,8 @@ def test_quickstart_smoke(tmp_path):
     # every stage records its wall and CPU time and its (fixed) thread count, in its reproduce command too
     stages = json.loads((out / "stages.json").read_text())
     vae = stages["2/7 TrajLoom: AutoencoderTraj"]
-    assert vae["threads"] == 1 and stages["3/7 TrajLoom: on-policy K-step stage"]["threads"] == 2  # --threads 2
+    assert vae["threads"] == 1 and stages["3/7 TrajLoom (video): on-policy K-step stage"]["threads"] == 1  # --threads 2
+    assert stages["3/7 TrajLoom (no video): on-policy K-step stage"]["threads"] == 2  # alone in its phase
     assert vae["command"].startswith("OMP_NUM_THREADS=1 python examples/train_autoencoder_traj.py")
     assert 0 < vae["cpu_seconds"] and 0 < vae["seconds"]
     # a second seed: re-running skips every finished stage of seed 0, trains seed 1, then the spread over both

@@ -212,3 +212,39 @@ def test_flow_training_with_video_and_caption_encoders(assets, tmp_path):
                                encode_video_latents(wan, frames, (64, 96), (4, 6), 9, batch_size=2))
     caps = ["a cat", "camera pans left"]
     torch.testing.assert_close(encoders.encode_text(caps), encode_pooled_text(encoders.text_encoder, tok, caps))
+
+
+def test_frame_encoder_trains_jointly_and_is_saved(assets, tmp_path):
+    """WHN-style run (last frame, frame encoder): the encoder's weights get gradients and change, its input frames are
+    cached once in the latent-cache folder, and the saved parts assemble into a pipeline that reads the video."""
+    import numpy as np
+
+    from trajloom_hf.models import AutoencoderTraj, FrameEncoder, TrajFlowTransformer
+    from trajloom_hf.pipelines import TrajLoomPipeline
+    from trajloom_hf.schedulers import FlowMatchTrajScheduler
+
+    torch.manual_seed(0)
+    start = FrameEncoder(height=64, width=96, grid_stride=16, out_channels=6, hidden_channels=8, cell_px=4)
+    start.save_pretrained(tmp_path / "enc0")
+    out = tmp_path / "flow"
+    run(FLOW, common(assets, out, "--transformer_config", str(assets / "transformer.json"), "--latent_cache_dir",
+                     str(tmp_path / "latents"), "--max_train_steps", "3", "--validation_steps", "3", "--learning_rate", "1e-2",
+                     "--history_mode", "last_frame", "--no_anchor", "--init_frame_encoder", str(tmp_path / "enc0")))
+    enc = FrameEncoder.from_pretrained(out / "frame_encoder")
+    before, after = start.state_dict(), enc.state_dict()
+    assert set(before) == set(after)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert "proj.weight" in changed and "stem.0.0.weight" in changed  # the first conv got gradients too
+    assert len(list((tmp_path / "latents").glob("frames_*.pt"))) == 1
+    tr = TrajFlowTransformer.from_pretrained(out / "transformer")
+    assert tr.config.use_video_cond and tr.config.video_latent_channels == 6
+    rows = metrics(out, "train_trajloom_flow")
+    assert any(r["val_epe_px"] for r in rows)
+    pipe = TrajLoomPipeline(vae=AutoencoderTraj.from_pretrained(assets / "vae"), transformer=tr,
+                            scheduler=FlowMatchTrajScheduler.from_pretrained(out / "scheduler"), frame_encoder=enc,
+                            history_mode="last_frame")
+    from trajloom_hf.data.synthetic import SceneConfig, generate_clip
+
+    clip = generate_clip(0, SceneConfig(height=64, width=96, num_frames=18, stride=16))
+    res = pipe(clip.tracks[:9], clip.visibility[:9], video=clip.frames[:9], num_inference_steps=2)
+    assert res.future_tracks.shape == (1, 1, 9, 24, 2) and np.isfinite(res.future_tracks).all()

@@ -174,7 +174,9 @@ def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int,
         "pipeline": ("import torch\nfrom trajloom_hf import TrajLoomPipeline\n"
                      f"pipe = TrajLoomPipeline.from_pretrained(\"{load_path}\")\n"
                      "out = pipe(history_tracks, history_visibility, num_samples=4,      # [T_h, N, 2] px, [T_h, N]\n"
-                     "           generator=torch.Generator().manual_seed(0))\n"
+                     + ("           video=history_frames,                               # [T_h, H, W, 3] uint8\n"
+                        if config.get("use_video_cond") else "")
+                     + "           generator=torch.Generator().manual_seed(0))\n"
                      "out.future_tracks, out.future_visibility                          # [1, 4, T_f, N, 2] px, [1, 4, T_f, N]"),
         "visibility": ("from trajloom_hf import VisibilityPredictor\n"
                        f"head = VisibilityPredictor.from_pretrained(\"{load_path}\")  # or through TrajLoomPipeline"),

@@ -4,8 +4,9 @@ One concept per module: :mod:`.arguments` (shared flags and their checks), :mod:
 Accelerator and trackers), :mod:`.csv_tracker`, :mod:`.window_datasets` (train/validation data),
 :mod:`.samplers` (a resumable sharded order), :mod:`.frozen_encoders`, :mod:`.latent_cache`,
 :mod:`.model_builders`, :mod:`.determinism` (seeding, deterministic kernels), :mod:`.conditioning`,
-:mod:`.objectives` (flow matching + on-policy, over
-:mod:`trajloom_hf.flow_losses`), :mod:`.lr_schedules`, :mod:`.validation_loops`, :mod:`.checkpointing` (data-only
+:mod:`.objectives` (flow matching + on-policy, over :mod:`trajloom_hf.flow_losses`), :mod:`.frame_training` (the
+jointly trained frame encoder and its cached input frames), :mod:`.lr_schedules`, :mod:`.validation_loops`,
+:mod:`.checkpointing` (data-only
 checkpoints, exact resume) with :mod:`.state_files`, :mod:`.pretrained_folders`.
 
 Names are imported lazily, as in :mod:`trajloom_hf`.
@@ -52,6 +53,9 @@ _LAZY = {
     "drop_captions": "conditioning",
     "flow_conditioning": "conditioning",
     "FlowObjective": "objectives",
+    "FrameCache": "frame_training",
+    "build_frame_encoder": "frame_training",
+    "frame_encoder_parameters": "frame_training",
     "FlowObjectiveConfig": "objectives",
     "warmup_cosine": "lr_schedules",
     "warmup_cosine_scheduler": "lr_schedules",

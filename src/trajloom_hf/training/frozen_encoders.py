@@ -22,15 +22,15 @@ class FrozenEncoders:
 
     ``args`` is anything with the attributes ``vae_path`` and optionally ``video_vae_path`` (diffusers
     ``AutoencoderKLWan`` folder), ``text_encoder_path`` (transformers T5/UMT5 folder with tokenizer),
-    ``text_max_length`` (128) and ``history_mode`` (``"tracks"``, or ``"first_frame"``: the WHN-style baseline
-    conditions on the first frame held still): a training script's parsed arguments, or use :meth:`load`.
+    ``text_max_length`` (128) and ``history_mode`` (``"tracks"``; ``"last_frame"``: the WHN-style baseline conditions on
+    the forecast-start frame held still; ``"first_frame"``: frame 0 held still): a training script's parsed arguments, or use :meth:`load`.
     """
 
     def __init__(self, args, device):
         self.device = device
         self.history_mode = getattr(args, "history_mode", "tracks")
-        if self.history_mode not in ("tracks", "first_frame"):
-            raise ValueError(f"history_mode must be 'tracks' or 'first_frame', got {self.history_mode!r}")
+        if self.history_mode not in ("tracks", "last_frame", "first_frame"):
+            raise ValueError(f"history_mode must be 'tracks', 'last_frame' or 'first_frame', got {self.history_mode!r}")
         video_path, text_path = getattr(args, "video_vae_path", None), getattr(args, "text_encoder_path", None)
         check_pretrained_folder(args.vae_path, "--vae_path")  # before loading anything
         if video_path:
@@ -96,10 +96,10 @@ class FrozenEncoders:
     def encode_windows(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         """Raw latents ``[B, K, N, C]`` and token visibilities ``[B, K, N]`` of a collated batch of windows (the latent
         cache's entry layout), plus ``video_latents`` with a video VAE."""
-        if self.history_mode == "first_frame":  # WHN-style: no motion history, only the first frame
+        if self.history_mode in ("first_frame", "last_frame"):  # no motion history: one frame held still
             batch = dict(batch)
-            batch["history_tracks"], batch["history_visibility"] = encoding.first_frame_history(
-                batch["history_tracks"], batch["history_visibility"])
+            still = encoding.first_frame_history if self.history_mode == "first_frame" else encoding.last_frame_history
+            batch["history_tracks"], batch["history_visibility"] = still(batch["history_tracks"], batch["history_visibility"])
         out = {
             "history_latents": self.encode_tracks(batch["history_tracks"]),
             "future_latents": self.encode_tracks(batch["future_tracks"]),

@@ -49,11 +49,12 @@ def build_autoencoder(preset: str = "cpu", config_path: Optional[str] = None, **
 
 
 def build_flow_transformer(encoders, init_from: Optional[str] = None, config_path: Optional[str] = None,
-                           **config_overrides) -> TrajFlowTransformer:
+                           frame_channels: Optional[int] = None, **config_overrides) -> TrajFlowTransformer:
     """The flow transformer of a run: loaded from ``init_from`` (the on-policy stage starts from the stage-1 model), or
     new from the JSON arguments in ``config_path`` (default: the paper's) updated with ``config_overrides``
     (e.g. ``num_layers=2, hidden_size=64``), with the latent grid (K, H_g x W_g, C,
-    frame positions) of ``encoders.vae`` and, when they are loaded, the video/text widths of the frozen encoders.
+    frame positions) of ``encoders.vae`` and, when they are loaded, the video/text widths of the frozen encoders
+    (``frame_channels``: a trainable ``FrameEncoder`` of that width fills the video input instead of a video VAE).
 
     Raises ``ValueError`` when the transformer's latent shape is not the VAE's."""
     if init_from:
@@ -72,6 +73,9 @@ def build_flow_transformer(encoders, init_from: Optional[str] = None, config_pat
             temporal_stride=encoders.temporal_stride,
         )
         config.setdefault("use_text_cond", encoders.text_encoder is not None)
+        if frame_channels is not None:  # the frame encoder's features are the token-aligned video input
+            config["use_video_cond"] = True
+            config["video_latent_channels"] = int(frame_channels)
         config.setdefault("use_video_cond", encoders.video_vae is not None)
         if config["use_video_cond"] and encoders.video_vae is not None:  # Wan2.1: 16 channels, Wan2.2: 48
             config.setdefault("video_latent_channels", int(encoders.video_vae.config.z_dim))
@@ -85,7 +89,10 @@ def build_flow_transformer(encoders, init_from: Optional[str] = None, config_pat
     for key, vae_value in (("history_num_frames", encoders.num_frames), ("temporal_stride", encoders.temporal_stride)):
         if int(model.config[key]) != int(vae_value):
             raise ValueError(f"transformer {key}={model.config[key]} does not match the VAE's {vae_value}")
-    for name, needed, have in (("video", model.config.use_video_cond, encoders.video_vae is not None),
+    if frame_channels is not None and (not model.config.use_video_cond or model.config.video_latent_channels != frame_channels):
+        raise ValueError(f"the transformer's video input (use_video_cond={model.config.use_video_cond}, video_latent_channels="
+                         f"{model.config.video_latent_channels}) does not take the frame encoder's {frame_channels} channels")
+    for name, needed, have in (("video", model.config.use_video_cond, encoders.video_vae is not None or frame_channels is not None),
                                ("text", model.config.use_text_cond, encoders.text_encoder is not None)):
         if needed and not have:
             raise ValueError(f"the transformer is {name}-conditioned (use_{name}_cond=True) but no "

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..flow_losses import flow_matching_loss, on_policy_losses, token_weights
+from ..frame_conditioning import frame_tokens
 
 __all__ = ["FlowObjective", "FlowObjectiveConfig"]
 
@@ -46,22 +47,30 @@ class FlowObjective(nn.Module):
     """Flow-matching loss (eq. 9) plus, with ``on_policy``, ``lambda (L_k-step + gamma L_cons)`` (eq. 14).
 
     ``config``: a :class:`FlowObjectiveConfig` (default: its defaults) or anything with its fields (a script's parsed
-    arguments)."""
+    arguments). ``frame_encoder``: a :class:`~trajloom_hf.models.FrameEncoder` trained jointly (its forward is part
+    of this module's, so DDP synchronises its gradients); then ``forward`` takes the conditioning ``frames``."""
 
-    def __init__(self, transformer, scheduler, config=None):
+    def __init__(self, transformer, scheduler, config=None, frame_encoder=None):
         super().__init__()
         self.transformer = transformer
         self.scheduler = scheduler
+        self.frame_encoder = frame_encoder
         if config is None:
             config = FlowObjectiveConfig()
         self.config = config if isinstance(config, FlowObjectiveConfig) else FlowObjectiveConfig.from_args(config)
 
-    def forward(self, hist, fut, fut_vis, hist_vis=None, video=None, text=None, seed: int = 0) -> Dict[str, torch.Tensor]:
+    def forward(self, hist, fut, fut_vis, hist_vis=None, video=None, text=None, seed: int = 0,
+                frames: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """``hist``/``fut`` normalised latents ``[B, K, N, C]``, ``fut_vis`` token visibility ``[B, K, N]``; the
         per-step draws (``t``, ``z_0``, tube noise) come from a CPU generator seeded with ``seed`` (identical on every
-        device, resumable). Returns ``loss`` and the detached terms ``fm`` (and ``k_step``, ``consistency``)."""
+        device, resumable). ``frames``: the conditioning frames ``[B, T', h, w, 3]`` uint8 of the frame encoder (their
+        features become ``video``). Returns ``loss`` and the detached terms ``fm`` (and ``k_step``, ``consistency``)."""
         a = self.config
         b = fut.shape[0]
+        if self.frame_encoder is not None:
+            if frames is None:
+                raise ValueError("the objective trains a frame encoder: pass the conditioning `frames`")
+            video = frame_tokens(self.frame_encoder, frames, hist.shape[1])
         gen = torch.Generator().manual_seed(seed)
         t = self.scheduler.sample_training_timesteps(b, generator=gen).to(fut.device)
         z0 = self.scheduler.sample_source(hist, generator=gen)

@@ -12,6 +12,7 @@ import torch
 
 from ..encoding import denormalize_tracks, normalize_tracks
 from ..flow_losses import flow_matching_loss, token_weights
+from ..frame_conditioning import frame_tokens
 from ..metrics.endpoint import vepe
 from ..models.visibility_predictor import visibility_from_logits
 from .conditioning import flow_conditioning
@@ -28,11 +29,13 @@ def _val_batches(val_set, n: int, batch_size: int):
 
 @torch.no_grad()
 def validate_flow(transformer, scheduler, encoders, val_set, cache, *, num_windows: int, num_samples: int, batch_size: int,
-                  inference_steps: int, seed: int, invisible_weight: float, use_history_visibility: bool = True) -> Dict[str, float]:
+                  inference_steps: int, seed: int, invisible_weight: float, use_history_visibility: bool = True,
+                  frames=None) -> Dict[str, float]:
     """Sample ``num_samples`` futures per window (Euler, ``inference_steps``), decode them and compare with the
     ground-truth future on its visible points, in pixels, pooled over all points (like VEPE, eq. 17):
     ``val_epe_px`` over every sample, ``val_best_epe_px`` with the best sample per window, ``val_final_epe_px`` on
-    the last frame; plus ``val_fm_loss`` (eq. 9 at t = 0.25, 0.5, 0.75, fixed noise)."""
+    the last frame; plus ``val_fm_loss`` (eq. 9 at t = 0.25, 0.5, 0.75, fixed noise). ``frames``: ``(frame_encoder,
+    frame_cache)`` of a frame-conditioned run (the video tokens of each window, encoder in eval mode)."""
     device = transformer.device
     was_training = transformer.training
     transformer.eval()
@@ -41,6 +44,10 @@ def validate_flow(transformer, scheduler, encoders, val_set, cache, *, num_windo
     with torch.random.fork_rng(devices=[]):
         for start, batch in _val_batches(val_set, n, batch_size):
             lat = batch_latents(batch, encoders, cache, device)
+            if frames is not None:
+                frame_encoder, frame_cache = frames
+                lat["video_latents"] = frame_tokens(frame_encoder, frame_cache.batch(batch["key"], device),
+                                                    lat["history_latents"].shape[1])
             hist_vis, video, text = flow_conditioning(batch, lat, encoders, transformer.config,
                                                       use_history_visibility=use_history_visibility)
             hist = lat["history_latents"]
