@@ -16,6 +16,8 @@ Args:
     predictions: per video, K sampled futures [K, T, N, 2] in pixels.
     references: per video, the ground truth [T, N, 2] in pixels.
     visibility: optional [V, T, N] reference visibility.
+    fde_at: "last_visible" (default: each point's last visible frame) or "last_frame" (the window's final frame, over
+        the points visible there: the "Forecasting Motion in the Wild" FDE).
 Returns:
     min_ade, min_fde, ade, fde (px), num_samples.
 """
@@ -29,6 +31,7 @@ class MinADE(DirectComputeMixin, evaluate.Metric):
         return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
                                    features=datasets.Features({"predictions": SAMPLES, "references": TRACKS}))
 
-    def _compute(self, predictions, references, visibility=None):
-        d = displacement_errors(np.asarray(predictions, np.float32), np.asarray(references, np.float32), visibility)
+    def _compute(self, predictions, references, visibility=None, fde_at="last_visible"):
+        d = displacement_errors(np.asarray(predictions, np.float32), np.asarray(references, np.float32), visibility,
+                                fde_at=fde_at)
         return {"min_ade": d.min_ade, "min_fde": d.min_fde, "ade": d.ade, "fde": d.fde, "num_samples": d.num_samples}

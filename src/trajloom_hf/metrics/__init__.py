@@ -1,5 +1,5 @@
 """Trajectory metrics (numpy): FVMD (official and trajectory modes), FVMD-Long, FlowTV, DivCurlE, VEPE, ADE/FDE,
-future-visibility scores.
+points within 1-16 px and MVD (the motion-forecasting peer's), future-visibility scores.
 
 The ``evaluate`` modules in the repository's ``metrics/`` folder are thin wrappers over these functions.
 """
@@ -14,10 +14,13 @@ from .fvmd import (
     motion_features,
     motion_histograms,
 )
+from .motion_vector_distance import MotionVectorDistance, motion_vector_distance, motion_vector_histogram
+from .points_within import PointsWithin, points_within
 from .visibility import VisibilityScores, visibility_scores
 
 __all__ = [
     "DisplacementErrors", "FVMDResult", "FlowFieldScore", "displacement_errors", "div_curl_energy", "flow_tv",
     "frechet_distance", "fvmd", "fvmd_long", "motion_features", "motion_histograms", "vepe",
-    "VisibilityScores", "visibility_scores",
+    "VisibilityScores", "visibility_scores", "MotionVectorDistance", "motion_vector_distance",
+    "motion_vector_histogram", "PointsWithin", "points_within",
 ]

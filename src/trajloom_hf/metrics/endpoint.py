@@ -1,5 +1,9 @@
 """Point-accuracy metrics: VEPE (paper eq. 17, reference §5.4), ADE/FDE and best-of-K minADE/minFDE.
 
+FDE has two readings: ``"last_visible"`` (each point's error at its own last visible frame; ours) and
+``"last_frame"`` (the error at the window's final frame over the points visible there: "Forecasting Motion in the
+Wild", google-deepmind/motion-forecasting, ``compute_track_metrics_exact``).
+
 Tracks are pixels. A reference point counts when it is visible and its coordinates are finite. Videos are processed
 in chunks of about ``CHUNK_POINTS`` (video, sample, frame, point) entries, so memory stays bounded on large sets.
 """
@@ -64,8 +68,12 @@ class DisplacementErrors:
     num_samples: int
 
 
-def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: int = 0):
-    """Per-video, per-sample ``(ADE [v, K], FDE [v, K])`` of ``pred [v, K, T, N, 2]`` vs ``ref [v, T, N, 2]``."""
+FDE_READINGS = ("last_visible", "last_frame")
+
+
+def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: int = 0, fde_at: str = "last_visible"):
+    """Per-video, per-sample ``(ADE [v, K], FDE [v, K])`` of ``pred [v, K, T, N, 2]`` vs ``ref [v, T, N, 2]``
+    (FDE NaN for a video with no point visible at the final frame under ``fde_at="last_frame"``)."""
     pred, ref = pred.astype(np.float64), ref.astype(np.float64)
     vis = vis & np.isfinite(ref).all(-1)
     bad = ~np.isfinite(pred).all(-1) & vis[:, None]
@@ -78,6 +86,11 @@ def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: in
         raise ValueError("a video has no visible point: ADE is undefined (drop it or fix `visibility`)")
     err = np.linalg.norm(np.where(vis[:, None, ..., None], pred - ref[:, None], 0.0), axis=-1)  # [v, K, T, N]
     ade = err.sum((2, 3)) / count[:, None]
+    if fde_at == "last_frame":
+        at_end = vis[:, -1]  # [v, N]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fde = np.where(at_end[:, None], err[:, :, -1], 0.0).sum(-1) / at_end.sum(-1)[:, None]
+        return ade, fde
     last = vis.shape[1] - 1 - np.argmax(vis[:, ::-1], axis=1)  # [v, N] last visible frame of each point
     has = vis.any(1)  # [v, N]
     final = np.take_along_axis(err, last[:, None, None, :], axis=2)[:, :, 0]  # [v, K, N]
@@ -85,7 +98,7 @@ def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: in
     return ade, fde
 
 
-def displacement_errors(predictions, references, visibility=None) -> DisplacementErrors:
+def displacement_errors(predictions, references, visibility=None, fde_at: str = "last_visible") -> DisplacementErrors:
     """Multi-sample accuracy over visible points.
 
     Args:
@@ -93,9 +106,14 @@ def displacement_errors(predictions, references, visibility=None) -> Displacemen
         references: ``[V, T, N, 2]`` px; visibility ``[V, T, N]`` (None = all visible).
 
     Per video and sample, ADE is the mean error over visible ``(t, n)``; FDE the mean error at each point's last
-    visible frame. minADE/minFDE take the best sample per video (best-of-K); all are then averaged over videos.
-    Invisible or non-finite reference points are ignored; a NaN/inf prediction at a counted point is a ValueError.
+    visible frame (``fde_at="last_visible"``) or the mean error at the window's final frame over the points visible
+    there (``fde_at="last_frame"``, the motion-forecasting peer's FDE; videos with no point visible at the final frame
+    are left out of the FDE means). minADE/minFDE take the best sample per video (best-of-K); all are then averaged
+    over videos. Invisible or non-finite reference points are ignored; a NaN/inf prediction at a counted point is a
+    ValueError.
     """
+    if fde_at not in FDE_READINGS:
+        raise ValueError(f"`fde_at` must be one of {FDE_READINGS}, got {fde_at!r}")
     pred, ref = np.asarray(predictions), np.asarray(references)
     if pred.ndim == ref.ndim:
         pred = pred[:, None]
@@ -104,8 +122,12 @@ def displacement_errors(predictions, references, visibility=None) -> Displacemen
                          f"{list(pred.shape)} and {list(ref.shape)}")
     _, _, vis = _shapes(ref, ref, visibility)
     per = max(1, CHUNK_POINTS // int(np.prod(pred.shape[1:-1])))
-    parts = [_ade_fde(pred[i : i + per], ref[i : i + per], vis[i : i + per], i) for i in range(0, ref.shape[0], per)]
+    parts = [_ade_fde(pred[i : i + per], ref[i : i + per], vis[i : i + per], i, fde_at)
+             for i in range(0, ref.shape[0], per)]
     ade = np.concatenate([a for a, _ in parts])
     fde = np.concatenate([f for _, f in parts])
+    fde = fde[np.isfinite(fde[:, 0])]  # last_frame: videos with no point visible at the final frame
+    if len(fde) == 0:
+        raise ValueError("no video has a point visible at the final frame: FDE (`fde_at='last_frame'`) is undefined")
     return DisplacementErrors(float(ade.mean()), float(fde.mean()), float(ade.min(1).mean()), float(fde.min(1).mean()),
                               int(pred.shape[1]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-METRIC_NAMES = ("fvmd", "fvmd_long", "flow_tv", "div_curl_energy", "vepe", "min_ade")
+METRIC_NAMES = ("fvmd", "fvmd_long", "flow_tv", "div_curl_energy", "vepe", "min_ade", "points_within", "mvd")
 
 
 def metrics_dir() -> Path:
