@@ -5,7 +5,15 @@ import pytest
 
 from trajloom_hf.cli import main
 from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
-from trajloom_hf.evaluation import constant_velocity_baseline, held_visibility, results_markdown, score, static_baseline
+from trajloom_hf.evaluation import (
+    constant_velocity_baseline,
+    held_visibility,
+    peer_scores,
+    results_markdown,
+    score,
+    static_baseline,
+)
+from trajloom_hf.metrics import motion_vector_distance
 from trajloom_hf.precision import dtype_name, resolve_dtype
 
 
@@ -28,6 +36,29 @@ def test_perfect_prediction_scores():
     assert s["vis_accuracy"] == 1.0 and s["occlusion_f1"] == 1.0
     table = results_markdown({"perfect": s}, "toy")
     assert "| FVMD | perfect |" in table and "| FlowTV (10^2) | perfect |" in table
+    # the motion-forecasting peer's metrics: exact forecasts score FDE 0, every point within 1 px, MVD 0
+    assert s["fde_last_frame"] == 0 and s["pts_within_1"] == 1.0 and s["pts_within_avg"] == 1.0 and s["mvd"] == 0
+    assert "| MVD | perfect |" in table and "| points within 1-16 px, mean (higher is better) | perfect |" in table
+
+
+def test_peer_scores_frame_size_and_anchor():
+    # one point moving 2 px/frame along x for 9 frames after the anchor; the forecast holds it 3 px behind
+    gt = (np.arange(1, 10.0)[:, None] * [2.0, 0.0] + [100.0, 50.0])[None, :, None]  # [1, 9, 1, 2]
+    pred = gt - [3.0, 0.0]
+    vis = np.ones(gt.shape[:-1], bool)
+    native = peer_scores(pred[:, None], gt, vis, (64, 64))
+    assert native["fde_last_frame"] == pytest.approx(3.0)
+    assert [native[f"pts_within_{d}"] for d in (1, 2, 4, 8, 16)] == [0, 0, 0, 0, 1]  # 3 px x 256 / 64 = 12 px
+    assert [peer_scores(pred[:, None], gt, vis, (512, 256))[f"pts_within_{d}"]
+            for d in (1, 2, 4, 8, 16)] == [0, 1, 1, 1, 1]  # 3 px x 256 / 512 = 1.5 px
+    # MVD runs on the anchor (last history frame, shared by both sets) followed by the forecast window
+    anchor = np.array([[[100.0, 50.0]]])
+    anchored = peer_scores(pred[:, None], gt, vis, (64, 64), anchor, np.ones((1, 1), bool))
+    by_hand = motion_vector_distance(np.concatenate([anchor[:, None], pred], 1), np.concatenate([anchor[:, None], gt], 1))
+    assert anchored["mvd"] == pytest.approx(by_hand.value) and anchored["mvd"] != native["mvd"]
+    assert peer_scores(gt[:, None], gt, vis, (64, 64), anchor, np.ones((1, 1), bool))["mvd"] == 0
+    with pytest.raises(ValueError, match="history_last_visibility"):
+        peer_scores(gt[:, None], gt, vis, (64, 64), anchor)
 
 
 def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
@@ -49,6 +80,10 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     assert set(res) == {"TrajLoom", "whn", "constant velocity", "static"}
     assert res["static"]["flow_tv"] == pytest.approx(0.0)  # nothing moves
     assert np.isfinite(res["TrajLoom"]["fvmd"]) and res["TrajLoom"]["num_samples"] == 2 and "vae_vepe" in res["TrajLoom"]
+    for method in res.values():  # the motion-forecasting peer's metrics for every method
+        assert 0.0 <= method["pts_within_avg"] <= 1.0 and method["mvd"] >= 0 and method["fde_last_frame"] >= 0
+    assert res["static"]["pts_within_16"] >= res["static"]["pts_within_1"]
+    assert "| MVD | static |" in (out / "results.md").read_text()
     for method in res.values():  # every method is scored on its future visibility too
         assert 0.0 <= method["vis_accuracy"] <= 1.0 and 0.0 <= method["occlusion_f1"] <= 1.0
     # pipelines: both readings; the default one (auto = the head here) is the unsuffixed score

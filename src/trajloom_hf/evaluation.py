@@ -9,6 +9,10 @@ sets, as TrajLoom's scripts do):
 * FVMD (trajectory mode, 16-frame clips, stride 1) and FVMD-Long (the whole window) of the first sample per clip;
 * FlowTV and DivCurlE of the first sample;
 * minADE/minFDE over all samples and the mean ADE;
+* the metrics of "Forecasting Motion in the Wild" (google-deepmind/motion-forecasting), averaged over all samples:
+  FDE at the window's final frame (``fde_last_frame``), the fraction of points within 1/2/4/8/16 px on the peer's
+  256-px frame (``pts_within_<d>``, ``pts_within_avg``) and MVD (``mvd``, on the last history frame followed by the
+  forecast window);
 * future visibility against the GT visibility (all samples): accuracy and the occluded class's F1.
   ``vis_accuracy`` / ``occlusion_f1`` score what each pipeline returns by default (its ``visibility_mode``, listed in
   the settings); every pipeline is also scored on both readings, ``*_hold_last`` (each point's last history
@@ -36,7 +40,17 @@ import torch
 from tqdm.auto import tqdm
 
 from .encoding import in_frame
-from .metrics import displacement_errors, div_curl_energy, flow_tv, fvmd, fvmd_long, vepe, visibility_scores
+from .metrics import (
+    displacement_errors,
+    div_curl_energy,
+    flow_tv,
+    fvmd,
+    fvmd_long,
+    motion_vector_distance,
+    points_within,
+    vepe,
+    visibility_scores,
+)
 
 # metric key -> (table label, scale applied in the table: the paper's Table 1/3 conventions)
 TABLE_ROWS = {
@@ -46,6 +60,10 @@ TABLE_ROWS = {
     "div_curl_energy": ("DivCurlE (10^3)", 1e3),
     "min_ade": ("minADE@K (px)", 1.0),
     "ade": ("ADE (px)", 1.0),
+    "fde_last_frame": ("FDE at the final frame (px)", 1.0),
+    **{f"pts_within_{d}": (f"points within {d} px, 256-px frame (higher is better)", 1.0) for d in (1, 2, 4, 8, 16)},
+    "pts_within_avg": ("points within 1-16 px, mean (higher is better)", 1.0),
+    "mvd": ("MVD", 1.0),
     "vis_accuracy": ("visibility accuracy (higher is better)", 1.0),
     "occlusion_f1": ("occlusion F1 (higher is better)", 1.0),
     "vis_accuracy_head": ("visibility accuracy, visibility head", 1.0),
@@ -131,9 +149,16 @@ def uses_frames(pipe) -> bool:
 
 
 def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shape, grid_stride: float,
-          clip_len: int = 16, clip_stride: int = 1, predicted_visibility: Optional[np.ndarray] = None) -> Dict[str, float]:
+          clip_len: int = 16, clip_stride: int = 1, predicted_visibility: Optional[np.ndarray] = None, *,
+          frame_size=None, history_last: Optional[np.ndarray] = None,
+          history_last_visibility: Optional[np.ndarray] = None) -> Dict[str, float]:
     """Scores of predictions ``[V, S, T_f, N, 2]`` (and ``predicted_visibility [V, S, T_f, N]``, optional) against
-    ``gt [V, T_f, N, 2]`` and ``gt_vis [V, T_f, N]`` (see the module docstring)."""
+    ``gt [V, T_f, N, 2]`` and ``gt_vis [V, T_f, N]`` (see the module docstring).
+
+    ``frame_size`` ``(H, W)`` (default: ``grid_shape * grid_stride``) sets the 256-px frame of ``pts_within_*``;
+    ``history_last`` ``[V, N, 2]`` with ``history_last_visibility`` ``[V, N]`` (the last observed frame) is put in
+    front of both sets for MVD (the peer's window starts at its GT conditioning frames); None: the forecast window
+    alone."""
     first = predictions[:, 0]
     out = {
         "fvmd": fvmd(first, gt, prediction_visibility=gt_vis, reference_visibility=gt_vis, grid_shape=grid_shape,
@@ -145,10 +170,32 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
     }
     d = displacement_errors(predictions, gt, gt_vis)
     out.update(min_ade=d.min_ade, min_fde=d.min_fde, ade=d.ade, num_samples=d.num_samples)
+    out.update(peer_scores(predictions, gt, gt_vis, frame_size or (grid_shape[0] * grid_stride, grid_shape[1] * grid_stride),
+                           history_last, history_last_visibility))
     if predicted_visibility is not None:
         v = visibility_scores(predicted_visibility, gt_vis)
         out.update(vis_accuracy=v.accuracy, occlusion_precision=v.occlusion_precision,
                    occlusion_recall=v.occlusion_recall, occlusion_f1=v.occlusion_f1)
+    return out
+
+
+def peer_scores(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, frame_size, history_last=None,
+                history_last_visibility=None) -> Dict[str, float]:
+    """The "Forecasting Motion in the Wild" scores of ``predictions [V, S, T_f, N, 2]`` (all samples, GT visibility
+    for both sets): ``fde_last_frame``, ``pts_within_<d>`` / ``pts_within_avg`` and ``mvd`` (see :func:`score`)."""
+    out = {"fde_last_frame": displacement_errors(predictions, gt, gt_vis, fde_at="last_frame").fde}
+    pw = points_within(predictions, gt, gt_vis, frame_size=frame_size)
+    out.update({f"pts_within_{d:g}": f for d, f in pw.fractions.items()}, pts_within_avg=pw.average)
+    pred, ref, vis = predictions, gt, gt_vis
+    if history_last is not None:
+        if history_last_visibility is None:
+            raise ValueError("`history_last` needs `history_last_visibility` [V, N]")
+        anchor = np.asarray(history_last, np.float32)[:, None]  # [V, 1, N, 2]
+        ref = np.concatenate([anchor, gt], 1)
+        pred = np.concatenate([np.broadcast_to(anchor[:, None], (len(gt), predictions.shape[1]) + anchor.shape[1:]),
+                               predictions], 2)
+        vis = np.concatenate([np.asarray(history_last_visibility, bool)[:, None], gt_vis], 1)
+    out["mvd"] = motion_vector_distance(pred, ref, vis[:, None], vis).value
     return out
 
 
@@ -298,12 +345,15 @@ def evaluate_bench(
     hist = data.tracks[:, :t_h]
     gt, gt_vis = data.tracks[:, t_h : t_h + t_f], data.visibility[:, t_h : t_h + t_f]
     grid, stride = data.grid_shape, float(data.stride)
+    anchors = dict(frame_size=(data.height, data.width), history_last=hist[:, -1],
+                   history_last_visibility=data.visibility[:, t_h - 1])  # the peer's metrics (fde_last_frame, ...)
     results: Dict[str, Dict[str, float]] = {}
     for name, pipe in loaded.items():
         pred, pred_vis, readings = forecast_split(pipe, data, t_h, num_samples=num_samples,
                                                   num_inference_steps=num_inference_steps, solver=solver, seed=seed,
                                                   progress=progress)
-        results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f])
+        results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f],
+                              **anchors)
         for reading, values in readings.items():  # both readings, whichever the pipeline uses by default
             v = visibility_scores(values[:, :, :t_f], gt_vis)
             results[name][f"vis_accuracy_{reading}"] = v.accuracy
@@ -316,12 +366,14 @@ def evaluate_bench(
                                                num_inference_steps=num_inference_steps, solver=solver, seed=seed,
                                                progress=progress, frame_source=other)
             results[f"{name} (other clip's frames)"] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride,
-                                                             predicted_visibility=pred_vis[:, :, :t_f])
+                                                             predicted_visibility=pred_vis[:, :, :t_f], **anchors)
     held = held_visibility(data.visibility[:, :t_h], t_f)
     cv = constant_velocity_baseline(hist, t_f)
     results["constant velocity"] = score(cv[:, None], gt, gt_vis, grid, stride,
-                                         predicted_visibility=(held & in_frame(cv, data.height, data.width))[:, None])
-    results["static"] = score(static_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride, predicted_visibility=held[:, None])
+                                         predicted_visibility=(held & in_frame(cv, data.height, data.width))[:, None],
+                                         **anchors)
+    results["static"] = score(static_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride, predicted_visibility=held[:, None],
+                              **anchors)
     if out_dir is not None:
         from .video_io import atomic_path
 

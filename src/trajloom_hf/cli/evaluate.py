@@ -1,5 +1,6 @@
 """``trajloom evaluate``: forecast a TrajLoomBench split with one or more pipelines, add the static and
-constant-velocity baselines, and write ``results.json`` + ``results.md`` (paper Table 1 layout).
+constant-velocity baselines, and write ``results.json`` + ``results.md`` (paper Table 1 layout, plus the FDE, points
+within 1-16 px and MVD of "Forecasting Motion in the Wild").
 
     trajloom evaluate --pipeline out/pipeline --bench trajloombench --config synthetic --split test \
         --baseline whn=out/whn_pipeline --num-samples 4 --vepe-frames 24 81 --out results/
