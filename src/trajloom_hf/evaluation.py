@@ -183,7 +183,9 @@ def peer_scores(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, fra
                 history_last_visibility=None) -> Dict[str, float]:
     """The "Forecasting Motion in the Wild" scores of ``predictions [V, S, T_f, N, 2]`` (all samples, GT visibility
     for both sets): ``fde_last_frame``, ``pts_within_<d>`` / ``pts_within_avg`` and ``mvd`` (see :func:`score`)."""
-    out = {"fde_last_frame": displacement_errors(predictions, gt, gt_vis, fde_at="last_frame").fde}
+    # undefined (NaN, left out of the table) when no clip has a point visible at the final frame
+    ends = np.asarray(gt_vis, bool)[:, -1].any()
+    out = {"fde_last_frame": displacement_errors(predictions, gt, gt_vis, fde_at="last_frame").fde if ends else float("nan")}
     pw = points_within(predictions, gt, gt_vis, frame_size=frame_size)
     out.update({f"pts_within_{d:g}": f for d, f in pw.fractions.items()}, pts_within_avg=pw.average)
     pred, ref, vis = predictions, gt, gt_vis
