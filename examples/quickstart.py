@@ -82,7 +82,7 @@ PRESETS = {
         frame_encoder=dict(out_channels=8, hidden_channels=8, cell_px=4),
         vis_steps=16, batch=4, samples=2, sample_steps=4, gifs=2,
         eta=dict(bench=(0, 5), vae=(0.25, 8), flow=(0.15, 6), on_policy=(3.0, 10), vis=(0.5, 8), save=(0, 2),
-                 evaluate=(0, 10), render=(0, 4), cards=(0, 3), spread=(0, 1)),
+                 evaluate=(0, 10), render=(0, 10), cards=(0, 5), spread=(0, 1)),
     ),
     "cpu": dict(
         height=96, width=160, stride=16, frames=33, train=160, validation=16, test=32,
@@ -91,7 +91,7 @@ PRESETS = {
         frame_encoder=dict(out_channels=16, hidden_channels=32, cell_px=8),
         vis_steps=150, batch=8, samples=4, sample_steps=10, gifs=3,
         eta=dict(bench=(0, 102), vae=(0.98, 15), flow=(0.58, 20), on_policy=(3.1, 10), vis=(0.25, 10), save=(0, 3),
-                 evaluate=(0, 48), render=(0, 15), cards=(0, 5), spread=(0, 1)),
+                 evaluate=(0, 48), render=(0, 30), cards=(0, 8), spread=(0, 1)),
     ),
 }
 
@@ -415,8 +415,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
             "--height", p["height"], "--width", p["width"], "--stride", p["stride"],
             "--history-frames", p["frames"], "--future-frames", p["frames"], "--shard-size", 32],
             log=run_dir(root, preset, 0) / "stages.json")]]))
-    common = ["--bench", bench, "--bench_config", CONFIG, "--train_batch_size", p["batch"], "--report_to", "csv", *train_seed,
-              "--deterministic"]
+    common = ["--bench", bench, "--bench_config", CONFIG, "--train_batch_size", p["batch"], "--report_to", "csv",
+              *train_seed, "--deterministic"]
     geometry = ["--height", p["height"], "--width", p["width"], "--stride", p["stride"], "--num_frames", p["frames"]]
     flow_cfg = write_json(out / "configs" / "transformer.json", p["flow"])
     vae_cfg = write_json(out / "configs" / "vae.json", p["vae"])

@@ -52,8 +52,8 @@ def test_a_measured_rate_replaces_the_prior_and_scales_the_stages_to_come():
     assert min_measured_steps(100) <= 20
     now = 140.0
     load = load_factor([bench] + [st for c in chains for st in c] + [on_policy])
-    # pooled: bench 60 s / 60 s, the two VAEs 2 x 60 s measured / 2 x 20 s prior
-    assert load == pytest.approx((60 + 120) / (60 + 40))
+    # pooled: bench 60 s / 60 s, the two VAEs 2 x 60 s measured / 2 x 20 s prior, plus 30 s "as expected"
+    assert load == pytest.approx((60 + 120 + 30) / (60 + 40 + 30))
     assert stage_remaining_s(chains[0][0], now, load) == pytest.approx(79 * 3.0)
     flow = load * 60.0  # not started: prior x load
     assert remaining_seconds(phases, now) == pytest.approx(79 * 3.0 + flow + load * 210)
@@ -66,9 +66,17 @@ def test_finished_and_skipped_stages_cost_nothing_and_skipped_ones_do_not_bias_t
     for chain in chains:
         for st in chain:
             st.started_at, st.finished_at = 0.0, 2 * st.prior_s  # twice the prior
-    assert load_factor([bench] + [st for c in chains for st in c]) == pytest.approx(2.0)
-    assert remaining_seconds(phases, now=500.0) == pytest.approx(2.0 * 210)
+    assert load_factor([bench] + [st for c in chains for st in c], pseudo_s=0) == pytest.approx(2.0)
+    assert remaining_seconds(phases, now=500.0, pseudo_s=0) == pytest.approx(2.0 * 210)
     assert chains[0][1].steps_done == 100
+
+
+def test_one_short_stage_far_off_its_prior_does_not_swing_the_estimate():
+    """A 4 s stage that took 88 s (a cold start on a loaded machine) would make every later stage 22x longer."""
+    short = StageClock(0, 0.0, 4.0, started_at=0.0, finished_at=88.0)
+    later = StageClock(100, 1.0, 10.0)
+    assert load_factor([short, later]) == pytest.approx((88 + 30) / (4 + 30))
+    assert remaining_seconds([[[short]], [[later]]], now=88.0) < 4 * 110
 
 
 def test_a_stage_past_its_prior_is_never_estimated_below_its_remaining_steps():

@@ -9,8 +9,9 @@ and a prior: the seconds per step and the start-up seconds it takes on an idle m
   remaining steps at its **measured** rate (steps between the first and the latest observation over the seconds
   between them, so the start-up time and the first slow steps do not count);
 * any other stage (not started, starting up, or too few steps to measure): its prior, multiplied by the *load
-  factor* (the measured time over the prior time of the stages measured so far; 1 before any measurement), minus
-  the time it has already run;
+  factor* (the measured time over the prior time of the stages measured so far, both plus ``pseudo_s`` seconds of
+  "as expected", so one short stage far off its prior cannot swing the whole estimate; 1 before any measurement),
+  minus the time it has already run;
 
 then the sum over each chain's stages, the slowest chain of a phase, and the sum over phases. It never
 extrapolates from a stage's first seconds, and a loaded machine shows up in every later stage's estimate through
@@ -78,10 +79,13 @@ def measured_seconds_per_step(stage: StageClock) -> Optional[float]:
     return (t1 - t0) / (s1 - s0)
 
 
-def load_factor(stages: Sequence[StageClock]) -> float:
+PSEUDO_S = 30.0  # seconds of "as the prior says" in the load factor (shrinks the first measurements towards 1)
+
+
+def load_factor(stages: Sequence[StageClock], pseudo_s: float = PSEUDO_S) -> float:
     """Measured over prior time, pooled over the finished stages (whole duration) and the running stages with a
-    measured rate (their steps); 1.0 when nothing is measured yet."""
-    measured = prior = 0.0
+    measured rate (their steps), each side plus ``pseudo_s``; 1.0 when nothing is measured yet."""
+    measured = prior = float(pseudo_s)
     for st in stages:
         if st.finished_at is not None and st.started_at is not None and st.prior_s > 0:
             measured += st.finished_at - st.started_at
@@ -110,11 +114,12 @@ def stage_remaining_s(stage: StageClock, now: float, load: float) -> float:
     return max(expected - (now - stage.started_at), floor)
 
 
-def remaining_seconds(phases: Sequence[Sequence[Sequence[StageClock]]], now: float) -> float:
+def remaining_seconds(phases: Sequence[Sequence[Sequence[StageClock]]], now: float,
+                      pseudo_s: float = PSEUDO_S) -> float:
     """Seconds left in the whole run: phases in sequence, chains of a phase in parallel, stages of a chain in
     sequence."""
     every: List[StageClock] = [st for phase in phases for chain in phase for st in chain]
-    load = load_factor(every)
+    load = load_factor(every, pseudo_s)
     total = 0.0
     for phase in phases:
         total += max((sum(stage_remaining_s(st, now, load) for st in chain) for chain in phase), default=0.0)
