@@ -120,3 +120,27 @@ def test_cli_dtype_option(command, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(command + ["--dtype", "int8"])
     assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def test_fp32_islands_stay_fp32_under_autocast():
+    """Accelerate's --mixed_precision bf16 runs the forward under torch.autocast: coordinates, offsets, the ODE state
+    and the velocity must still be computed in fp32 (an autocast bf16 offset head rounds 0.5 by 2e-3 = 0.8 px)."""
+    pipe = tiny_pipeline()
+    seen = {}
+
+    def hook(name):
+        return lambda module, inputs, output: seen.__setitem__(name, (inputs[0].dtype, output.dtype))
+
+    for name, module in [("x_embedder", pipe.vae.x_embedder), ("final_layer", pipe.vae.final_layer),
+                         ("in_proj", pipe.transformer.in_proj), ("out_proj", pipe.transformer.out_proj),
+                         ("qkv", pipe.vae.encoder_blocks[0].attn.qkv)]:
+        module.register_forward_hook(hook(name))
+    x = torch.rand(2, T, 24, 2) * 2 - 1
+    k, n, c = pipe.transformer.latent_shape
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rec = pipe.vae(x).sample
+        v = pipe.transformer(torch.randn(2, k, n, c), 0.5, torch.randn(2, k, n, c)).sample
+    assert rec.dtype == v.dtype == torch.float32
+    for name in ("x_embedder", "final_layer", "in_proj", "out_proj"):
+        assert seen[name] == (torch.float32, torch.float32), name
+    assert seen["qkv"][1] == torch.bfloat16  # the trunk does run in bf16

@@ -110,3 +110,17 @@ class KeepFP32ModulesMixin:
             target = torch.float32 if _in_fp32_island(name, keep) else dtype
             module._apply(lambda t, target=target: t.to(target) if t.is_floating_point() else t, recurse=False)
         return self
+
+
+def autocast_off(device_type: str):
+    """A context that turns autocast off on ``device_type`` if it is on (else a no-op): the fp32 islands stay fp32
+    under ``torch.autocast`` / Accelerate's ``--mixed_precision`` too, which would otherwise run every Linear in bf16."""
+    import contextlib
+
+    import torch
+
+    try:
+        on = torch.is_autocast_enabled(device_type)
+    except (TypeError, RuntimeError):  # a device type autocast does not know
+        on = False
+    return torch.autocast(device_type=device_type, enabled=False) if on else contextlib.nullcontext()

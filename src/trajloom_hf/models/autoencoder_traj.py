@@ -38,7 +38,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..encoding import grid_anchors, grid_shape, num_latent_frames
-from ..precision import KeepFP32ModulesMixin
+from ..precision import KeepFP32ModulesMixin, autocast_off
 from .attention import Attention, Mlp, RMSNorm
 from .embeddings import FourierFeatures, sincos_1d, sincos_2d
 
@@ -334,7 +334,8 @@ class AutoencoderTraj(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
         x = tracks.float()
         if self.config.use_offsets:
             x = (x - self.anchors) * self._offset_scale.to(x.device)
-        h = self.x_embedder(x.to(self.x_embedder.weight.dtype)).to(dtype)
+        with autocast_off(x.device.type):  # coordinates in, fp32 even under mixed precision
+            h = self.x_embedder(x.to(self.x_embedder.weight.dtype)).to(dtype)
         lff = self.patch_pos_lff(self.patch_centres.float())
         token_pos = self.pos_embed[0].to(dtype) + self.patch_pos_proj(lff.to(self.patch_pos_proj.weight.dtype)).to(dtype)
         h = h + token_pos
@@ -359,7 +360,8 @@ class AutoencoderTraj(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
         h = self._run(self.decoder_blocks[:half], h)
         h = self.temp_expander(h)
         h = self._run(self.decoder_blocks[half:], h)
-        x = self.final_layer(h.to(self.final_layer.weight.dtype)).float()
+        with autocast_off(h.device.type):  # offsets out, fp32 even under mixed precision
+            x = self.final_layer(h.to(self.final_layer.weight.dtype)).float()
         if self.config.use_offsets:
             x = x / self._offset_scale.to(x.device) + self.anchors
         if clamp:

@@ -28,7 +28,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
-from ..precision import KeepFP32ModulesMixin
+from ..precision import KeepFP32ModulesMixin, autocast_off
 from .attention import Attention, Mlp, RMSNorm
 from .embeddings import timestep_embedding
 
@@ -471,7 +471,8 @@ class TrajFlowTransformer(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
         k, n, _ = self.latent_shape
         cond = context.cond + self.time_mlp(timestep_embedding(t, self.config.hidden_size).to(dtype))
 
-        x = self.in_proj(sample.to(self.in_proj.weight.dtype)).to(dtype)  # [B, K, N, D]
+        with autocast_off(sample.device.type):  # the ODE state enters in fp32, also under mixed precision
+            x = self.in_proj(sample.to(self.in_proj.weight.dtype)).to(dtype)  # [B, K, N, D]
         if context.fusion is not None:
             x = x + context.fusion
         x = x + self.abs_time_embed_fut.to(dtype).unsqueeze(2) + self.seg_embed[1] + self.pos_embed.unsqueeze(1)
@@ -486,7 +487,8 @@ class TrajFlowTransformer(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
                 else:  # spatial: per step over N, context = last history step, shared by every future step
                     ctx = context.spatial_context if kv is None else None
                     x = self._run_block(i, x, cond, ctx, kv, True)
-        v = self.out_proj(self.norm_out(x.to(self.out_proj.weight.dtype)))
+        with autocast_off(x.device.type):  # and the velocity leaves in fp32
+            v = self.out_proj(self.norm_out(x.to(self.out_proj.weight.dtype)))
         if not return_dict:
             return (v,)
         return TrajFlowTransformerOutput(sample=v)
