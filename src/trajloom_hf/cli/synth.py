@@ -26,21 +26,23 @@ def run(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    import math
+
+    # every check before the first file is written (and before the heavy imports: the error answers at once)
+    if args.num_clips < 1:
+        raise ValueError(f"`--num-clips` must be >= 1, got {args.num_clips}")
+    if not math.isfinite(args.fps) or args.fps <= 0:
+        raise ValueError(f"`--fps` must be a positive number, got {args.fps}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`--out` {args.out!r} exists and is not a folder")
+
     import numpy as np
     from tqdm.auto import tqdm
 
     from ..data.synthetic import SceneConfig, generate_clip
     from ..rendering import montage, render_tracks
     from ..video_io import atomic_path, save_png, write_gif, write_video
-
-    # every check before the first file is written
-    if args.num_clips < 1:
-        raise ValueError(f"`--num-clips` must be >= 1, got {args.num_clips}")
-    if not np.isfinite(args.fps) or args.fps <= 0:
-        raise ValueError(f"`--fps` must be a positive number, got {args.fps}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`--out` {args.out!r} exists and is not a folder")
     cfg = SceneConfig(height=args.height, width=args.width, num_frames=args.frames, stride=args.stride,
                       camera_motion=args.camera_motion)  # checks every scene setting
     out.mkdir(parents=True, exist_ok=True)
