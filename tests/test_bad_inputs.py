@@ -284,3 +284,22 @@ def test_bad_command_is_one_line_and_exit_code_2(name, argv, text, cli_dir, caps
     assert text in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in cli_dir.iterdir()) == before  # refused before anything was written
 
+
+
+def test_probability_visibility_in_track_files_is_refused(tmp_path):
+    """Track files (forecast --tracks, bench build) with visibility probabilities: refused or skipped, never cast."""
+    from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
+    from trajloom_hf.track_files import read_track_file
+    from trajloom_hf.video_io import write_video
+
+    c = generate_clip(2, SceneConfig(height=64, width=96, num_frames=12, stride=16))
+    np.savez(tmp_path / "p.npz", tracks=c.tracks.transpose(1, 0, 2), visibility=c.visibility.T * 0.3)
+    with pytest.raises(ValueError, match="threshold probabilities first"):
+        read_track_file(tmp_path / "p.npz")
+    folder = tmp_path / "official"
+    folder.mkdir()
+    write_video(folder / "p.mp4", c.frames, 8)
+    shutil.copy(tmp_path / "p.npz", folder / "p.npz")
+    m = build_trajloombench("trajloom-official", str(tmp_path / "b"), "k", input_path=str(folder), progress=False,
+                            settings=BenchSettings(height=64, width=96, history_frames=5, future_frames=5, stride=16))
+    assert m["counts"] == {"test": 0} and "threshold probabilities first" in m["skipped"]["official-p"]

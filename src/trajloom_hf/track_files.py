@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .validation import as_bool_mask
 from .video_io import atomic_path
 
 OFFICIAL_TRACK_KEYS = ("trajectory", "trajectories", "tracks")
@@ -83,7 +84,7 @@ def read_track_file(
     else:
         if vis.shape != tracks.shape[:2]:
             raise ValueError(f"visibility {vk!r} has shape {list(vis.shape)}, tracks need {list(tracks.shape[:2])} ({layout})")
-        vis = vis > 0.5
+        vis = as_bool_mask(vis, f"visibility {vk!r}")  # probabilities are refused, not thresholded at a guess
         if "occ" in vk:
             vis = ~vis
     vis = vis & np.isfinite(tracks).all(-1)

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from ..encoding import in_frame, make_query_grid
 from ..tracking import TRACKER_NAMES
-from ..validation import check_frame_size
+from ..validation import as_bool_mask, check_frame_size
 
 SOURCES = ("synthetic", "physics", "tapvid", "trajloom-official", "videos")
 GENERATED = ("synthetic", "physics")  # sources drawn from seeds, with clip counts per split
@@ -258,7 +258,7 @@ def tapvid_source(path: str, settings: BenchSettings, trust_pickle: bool = False
                 try:
                     frames = _decode_frames(item["video"])
                     pts = np.asarray(item["points"], np.float64)
-                    occ = np.asarray(item["occluded"]).astype(bool)
+                    occ = as_bool_mask(item["occluded"], f"{name} occluded")
                 except Exception as err:
                     raise SkipClip(f"{name}: unreadable TAP-Vid entry ({err})") from err
                 h, w = frames.shape[1:3]
@@ -316,7 +316,7 @@ def trajloom_official_source(
                         raise SkipClip(f"{npz.name}: no visibility key {visibility_key!r} (has {sorted(f.files)})")
                     tracks = np.asarray(f[tk], np.float64)
                     # no visibility array: the in-frame test alone decides, as in the official loader (reference §1.7)
-                    vis = np.asarray(f[vk]) > 0.5 if vk is not None else np.ones(tracks.shape[:2], bool)
+                    vis = as_bool_mask(f[vk], f"{npz.name} {vk}") if vk is not None else np.ones(tracks.shape[:2], bool)
             except SkipClip:
                 raise
             except Exception as err:  # truncated zip, pickled objects, bad dtype: report and go on
