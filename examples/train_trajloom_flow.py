@@ -71,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--learning_rate", type=positive_float, default=None, help="default 6e-5, or 1e-5 with --on_policy")
     g.add_argument("--invisible_weight", type=fraction, default=0.01)
     g.add_argument("--caption_dropout", type=fraction, default=0.1)
+    g.add_argument("--no_camera_captions", action="store_true", help="do not append the camera-motion phrase "
+                   "estimated from each window's tracks to its caption (App. E.2; only with a text encoder)")
     g.add_argument("--tube_sigma", type=non_negative_float, default=0.05)
     g.add_argument("--t_small_prob", type=fraction, default=0.2)
     g.add_argument("--t_small_max", type=fraction, default=0.1)
@@ -88,6 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--on_policy_gamma", type=non_negative_float, default=0.1)
     g.add_argument("--on_policy_w1", type=non_negative_float, default=1.0)
     g.add_argument("--on_policy_w0", type=non_negative_float, default=0.5)
+    g.add_argument("--on_policy_spacing", default="logit", choices=["logit", "logit_uniform", "uniform"],
+                   help="rollout time grid: i/K quantiles of sigmoid(N(0,1)) (default) or uniform in logit (literal)")
+    g.add_argument("--on_policy_source_term_start", type=int, default=1, choices=[0, 1],
+                   help="first rollout step of eq. 12's source term: 1 (default; at i = 0 its target is 0) or 0 (literal)")
     g = parser.add_argument_group("validation sampling")
     g.add_argument("--num_validation_samples", type=positive_int, default=2, help="futures sampled per validation window")
     g.add_argument("--validation_inference_steps", type=positive_int, default=10)
@@ -169,7 +175,8 @@ def main(argv=None) -> None:
             lat = batch_latents(batch, encoders, cache, device)
             hist_vis, video, text = flow_conditioning(batch, lat, encoders, raw_model.config, seed=seed,
                                                       use_history_visibility=not args.no_history_visibility,
-                                                      caption_dropout=args.caption_dropout)
+                                                      caption_dropout=args.caption_dropout,
+                                                      camera_captions=not args.no_camera_captions)
             frames = frame_cache.batch(batch["key"], device) if frame_cache is not None else None
             with accelerator.autocast():
                 out = objective(lat["history_latents"], lat["future_latents"], lat["future_token_visibility"],

@@ -4,8 +4,11 @@
     accelerate launch examples/train_visibility_predictor.py --vae_path out/vae --output_dir out/vis \\
         --latent_cache_dir out/latents --max_train_steps 20000   [--bench BENCH_DIR]
 
-Inputs are the normalised (generator-space) latents of both the history and the future window of each clip
-(official: trained on "hist" and "fut" segments); targets are the per-frame visibility max-pooled to the token
+Two designs (``--design``; :class:`~trajloom_hf.models.visibility_predictor.VisibilityPredictor`):
+``history_residual`` (default) is trained on the future window of each clip given its history latents and history
+visibility, starting from "hold each point's last history visibility" and learning corrections; ``official`` sees
+the normalised (generator-space) latents of one segment only and is trained on both the history and the future window
+of each clip (official: "hist" and "fut" segments). Targets are the per-frame visibility max-pooled to the token
 grid; loss: BCE with logits. Official optimisation: AdamW lr 3e-4, weight decay 0.01, cosine schedule with 500
 warm-up steps down to 3e-5, batch 4, 20k steps. Validation on future windows reports token accuracy /
 precision / recall / F1 at threshold 0.5 and the per-frame accuracy after upsampling and the in-frame check.
@@ -31,6 +34,7 @@ from trajloom_hf.training.checkpointing import Checkpointer
 from trajloom_hf.training.determinism import seed_everything
 from trajloom_hf.training.frozen_encoders import FrozenEncoders
 from trajloom_hf.training.latent_cache import batch_latents, open_latent_cache
+from trajloom_hf.training.objectives import visibility_logits
 from trajloom_hf.training.lr_schedules import warmup_cosine, warmup_cosine_scheduler  # noqa: F401  (warmup_cosine: public here too)
 from trajloom_hf.training.samplers import EpochShardSampler
 from trajloom_hf.training.validation_loops import validate_visibility
@@ -49,15 +53,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--kernel_size", type=positive_int, default=3)
     g.add_argument("--threshold", type=fraction, default=0.5)
     g.add_argument("--pos_weight", type=non_negative_float, default=0.0, help="BCE weight of the visible class (0: off, official)")
-    g.add_argument("--segments", default="history,future", help="latent segments trained on (official: both)")
+    g.add_argument("--design", default="history_residual", choices=["history_residual", "official"],
+                   help="history_residual: hold-last prior + learnt correction from the history (beats hold-last); "
+                   "official: future latents only (reference §4)")
+    g.add_argument("--spatial_kernel", type=non_negative_int, default=3,
+                   help="history_residual: Conv2d kernel over the token grid in each block (0: tokens independent)")
+    g.add_argument("--prior_logit", type=positive_float, default=3.0, help="history_residual: initial hold-last logit")
+    g.add_argument("--segments", default=None, help="latent segments trained on (default: history,future for the "
+                   "official design, future for history_residual, which needs each window's history)")
     g.add_argument("--learning_rate", type=positive_float, default=3e-4)
     g.add_argument("--min_learning_rate", type=positive_float, default=3e-5)
     g.add_argument("--lr_warmup_steps", type=non_negative_int, default=500)
     parser.set_defaults(adam_weight_decay=0.01)
     args = parser.parse_args(argv)
+    if args.segments is None:
+        args.segments = "history,future" if args.design == "official" else "future"
     segs = [s.strip() for s in args.segments.split(",") if s.strip()]
     if not segs or any(s not in ("history", "future") for s in segs):
         parser.error(f"--segments must list 'history' and/or 'future', got {args.segments!r}")
+    if args.design == "history_residual" and segs != ["future"]:
+        parser.error(f"--design history_residual is trained on future windows only (--segments future), got {args.segments!r}")
+    if args.design == "history_residual" and args.spatial_kernel and args.spatial_kernel % 2 == 0:
+        parser.error(f"--spatial_kernel must be 0 or odd, got {args.spatial_kernel}")
     args.segments = segs
     if args.min_learning_rate > args.learning_rate:
         parser.error(f"--min_learning_rate {args.min_learning_rate} must not exceed --learning_rate {args.learning_rate}")
@@ -84,6 +101,9 @@ def main(argv=None) -> None:
     model = VisibilityPredictor(
         latent_channels=int(encoders.vae.config.latent_channels), hidden_size=args.hidden_size, depth=args.depth,
         kernel_size=args.kernel_size, temporal_stride=encoders.temporal_stride, threshold=args.threshold,
+        **({} if args.design == "official" else dict(
+            design=args.design, grid_size=list(encoders.vae.grid_hw), spatial_kernel=args.spatial_kernel,
+            prior_logit=args.prior_logit)),
     )
     with accelerator.main_process_first():
         train_set, val_set = build_windows(encoders.vae.config, **data_options(args))
@@ -112,8 +132,10 @@ def main(argv=None) -> None:
         with accelerator.accumulate(model):
             lat = batch_latents(batch, encoders, cache, device)
             latents, targets = segment_batch(lat, args.segments)
-            with accelerator.autocast():
-                loss = visibility_bce_loss(model(latents).logits, targets, pos_weight=args.pos_weight or None)
+            with accelerator.autocast():  # through the (DDP-)wrapped model, with the pipeline's inputs
+                logits = visibility_logits(model, lat, batch, encoders.height, encoders.width, latents=latents,
+                                           uses_history=raw_model.uses_history)
+                loss = visibility_bce_loss(logits, targets, pos_weight=args.pos_weight or None)
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

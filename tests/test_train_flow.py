@@ -129,6 +129,9 @@ def test_visibility_predictor_script(assets, tmp_path):
 
     model = VisibilityPredictor.from_pretrained(out / "visibility_predictor")
     assert model.config.latent_channels == 4 and model.config.hidden_size == 8
+    # the default design is the history-residual head on the VAE's token grid; it moved away from hold-last
+    assert model.config.design == "history_residual" and list(model.config.grid_size) == [4, 6]
+    assert model.config.spatial_kernel == 3 and any(float(p.abs().sum()) > 0 for p in model.correction_out.parameters())
     # resuming at the end is a no-op that keeps the weights
     before = load_file(str(out / "visibility_predictor" / "diffusion_pytorch_model.safetensors"))
     run(VIS, common(assets, out, "--latent_cache_dir", str(tmp_path / "latents"), "--max_train_steps", "4",
@@ -136,6 +139,20 @@ def test_visibility_predictor_script(assets, tmp_path):
     after = load_file(str(out / "visibility_predictor" / "diffusion_pytorch_model.safetensors"))
     for k in before:
         torch.testing.assert_close(before[k], after[k])
+
+
+def test_visibility_predictor_script_official_design(assets, tmp_path):
+    out = tmp_path / "vis_official"
+    run(VIS, common(assets, out, "--latent_cache_dir", str(tmp_path / "latents"), "--max_train_steps", "2",
+                    "--validation_steps", "2", "--checkpointing_steps", "2", "--lr_warmup_steps", "1", "--hidden_size", "8",
+                    "--depth", "2", "--design", "official"))
+    from trajloom_hf.models.visibility_predictor import VisibilityPredictor
+
+    model = VisibilityPredictor.from_pretrained(out / "visibility_predictor")
+    assert model.config.design == "official" and not model.uses_history and hasattr(model, "temporal_net")
+    bad = subprocess.run([sys.executable, str(VIS), *common(assets, tmp_path / "bad", "--segments", "history,future")],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert bad.returncode != 0 and "future windows only" in bad.stderr
 
 
 def _load_script(path, name):

@@ -142,6 +142,58 @@ def test_flow_conditioning_streams():
     assert hv is None and text == ["a", ""]  # no dropout without a seed (validation)
 
 
+def test_camera_phrases_reach_training_captions():
+    """App. E.2: with camera_captions the phrase estimated from each window's tracks (history + future) is appended
+    before caption dropout; captions that carry one already are kept."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([0, 0], [159, 95], size=(24, 2))
+    t = np.arange(20)[:, None, None]
+    pan = torch.from_numpy(pts[None] + t * np.array([-1.2, 0.0])).float()  # content moves left: camera pans right
+    still = torch.from_numpy(np.repeat(pts[None], 20, 0)).float()
+    tracks = torch.stack([pan, still])
+    vis = torch.ones(2, 20, 24, dtype=torch.bool)
+    batch = {"caption": ["a ball rolls.", "a dog, camera zooms in slowly"], "history_tracks": tracks[:, :9],
+             "future_tracks": tracks[:, 9:], "history_visibility": vis[:, :9], "future_visibility": vis[:, 9:]}
+    cfg = SimpleNamespace(use_hist_vis_cond=False, use_video_cond=False, use_text_cond=True)
+    enc = SimpleNamespace(encode_text=lambda caps: caps, height=96, width=160)
+    lat = {"history_token_visibility": torch.ones(2, 3, 24, dtype=torch.bool)}
+    _, _, text = flow_conditioning(batch, lat, enc, cfg, camera_captions=True)
+    assert text == ["a ball rolls, camera pans right moderately", "a dog, camera zooms in slowly"]
+    _, _, text = flow_conditioning(batch, lat, enc, cfg)  # off: captions as stored
+    assert text == batch["caption"]
+    _, _, text = flow_conditioning(batch, lat, enc, cfg, camera_captions=True, caption_dropout=1.0, seed=0)
+    assert text == ["", ""]  # dropout still empties the whole caption
+
+
+def test_on_policy_options_reach_the_loss(monkeypatch):
+    from trajloom_hf.training import objectives
+
+    seen = {}
+    real = objectives.on_policy_losses
+
+    def spy(*a, **k):
+        seen.update(k)
+        return real(*a, **k)
+
+    torch.manual_seed(0)
+    transformer = TrajFlowTransformer(latent_channels=4, num_latent_frames=3, grid_size=(2, 3), hidden_size=16, num_heads=2,
+                                      num_layers=2, use_text_cond=False, use_video_cond=False, history_num_frames=9)
+    hist, fut = torch.randn(2, 3, 6, 4), torch.randn(2, 3, 6, 4)
+    vis = torch.ones(2, 3, 6, dtype=torch.bool)
+    cfg = FlowObjectiveConfig(on_policy=True, on_policy_steps=3, on_policy_spacing="logit_uniform", on_policy_source_term_start=0)
+    monkeypatch.setattr(objectives, "on_policy_losses", spy)
+    out = FlowObjective(transformer, FlowMatchTrajScheduler(), cfg)(hist, fut, vis, seed=1)
+    assert torch.isfinite(out["k_step"])
+    assert seen["spacing"] == "logit_uniform" and seen["source_term_start"] == 0
+    assert FlowObjectiveConfig().on_policy_spacing == "logit" and FlowObjectiveConfig().on_policy_source_term_start == 1
+    with pytest.raises(ValueError, match="on_policy_spacing"):
+        FlowObjectiveConfig(on_policy_spacing="linear")
+    with pytest.raises(ValueError, match="on_policy_source_term_start"):
+        FlowObjectiveConfig(on_policy_source_term_start=2)
+
+
 def test_model_builders(vae_dir, tmp_path):
     enc = FrozenEncoders.load(str(vae_dir))
     model = build_flow_transformer(enc, num_layers=2, hidden_size=32, num_heads=4)

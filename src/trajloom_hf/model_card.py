@@ -200,7 +200,7 @@ def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int,
     better = ("Lower is better." if not any(k in ("vis_accuracy", "occlusion_f1") for k in keys) else
               "Lower is better except for the visibility scores (future visibility against the tracker's, all "
               "samples; occlusion F1 is the F1 of the occluded class; the baselines hold each point's last history "
-              "visibility, and a pipeline without a visibility head only marks points that leave the frame).")
+              "visibility, as does a pipeline without a visibility head, which also marks points that leave the frame).")
     body += ["## Results", "",
              f"Measured by `trajloom evaluate` on the held-out `{split}` split ({settings['num_clips']} clips, "
              f"{settings['history_frames']} history + {settings['future_frames']} future frames, "

@@ -15,7 +15,27 @@ import torch.nn as nn
 from ..flow_losses import flow_matching_loss, on_policy_losses, token_weights
 from ..frame_conditioning import frame_tokens
 
-__all__ = ["FlowObjective", "FlowObjectiveConfig"]
+__all__ = ["FlowObjective", "FlowObjectiveConfig", "visibility_logits"]
+
+
+def visibility_logits(model, lat: Dict[str, torch.Tensor], batch: Dict, height: int, width: int, *,
+                      latents: Optional[torch.Tensor] = None, uses_history: Optional[bool] = None) -> torch.Tensor:
+    """Visibility-head logits ``[B, K, N]`` for a training / validation batch, with the inputs the pipeline gives it.
+
+    ``latents`` (default: ``lat["future_latents"]``) ``[B, K, N, C]``. A ``"history_residual"`` head also gets the
+    window's history latents and its per-frame history visibility AND the in-frame test (what
+    ``TrajLoomPipeline`` passes at inference). ``model`` may be the accelerate-wrapped module; then pass
+    ``uses_history`` (the unwrapped model's ``uses_history``)."""
+    from ..encoding import in_frame
+
+    latents = lat["future_latents"] if latents is None else latents
+    if uses_history is None:
+        uses_history = model.uses_history
+    if not uses_history:
+        return model(latents).logits
+    tracks = batch["history_tracks"].to(latents.device).float()
+    hist_vis = batch["history_visibility"].to(latents.device).bool() & in_frame(tracks, height, width)
+    return model(latents, lat["history_latents"], hist_vis).logits
 
 
 @dataclass
@@ -31,10 +51,17 @@ class FlowObjectiveConfig:
     on_policy_gamma: float = 0.1
     on_policy_w1: float = 1.0
     on_policy_w0: float = 0.5
+    on_policy_spacing: str = "logit"  # rollout grid, flow_losses / flow_time_grid ("logit_uniform": literal reading)
+    on_policy_source_term_start: int = 1  # 0: literal eq. 12 (the w0 term at i = 0, where its target is 0)
 
     def __post_init__(self):
-        if self.on_policy and self.on_policy_steps < 2:  # flow_losses.on_policy_losses: the w0 term starts at i = 1
+        if self.on_policy and self.on_policy_steps < 2 and self.on_policy_source_term_start == 1:
+            # flow_losses.on_policy_losses: the w0 term starts at i = 1
             raise ValueError(f"--on_policy_steps must be >= 2 (the source term of eq. 12 starts at step 1), got {self.on_policy_steps}")
+        if self.on_policy_spacing not in ("logit", "logit_uniform", "uniform"):
+            raise ValueError(f"--on_policy_spacing must be 'logit', 'logit_uniform' or 'uniform', got {self.on_policy_spacing!r}")
+        if self.on_policy_source_term_start not in (0, 1):
+            raise ValueError(f"--on_policy_source_term_start must be 0 or 1, got {self.on_policy_source_term_start!r}")
         if not 0.0 <= self.invisible_weight <= 1.0:
             raise ValueError(f"--invisible_weight must be in [0, 1], got {self.invisible_weight}")
 
@@ -87,7 +114,8 @@ class FlowObjective(nn.Module):
                 lambda z, tt: self.transformer(z, tt, context=context).sample,
                 z0[:s], fut[:s], weights[:s],
                 num_steps=a.on_policy_steps, w1=a.on_policy_w1, w0=a.on_policy_w0, gamma=a.on_policy_gamma,
-                t_eps=self.scheduler.config.t_eps,
+                t_eps=self.scheduler.config.t_eps, spacing=a.on_policy_spacing,
+                source_term_start=a.on_policy_source_term_start,
             )
             out["loss"] = fm + a.on_policy_weight * op.total
             out["k_step"], out["consistency"] = op.k_step.detach(), op.consistency.detach()

@@ -16,6 +16,7 @@ from ..frame_conditioning import frame_tokens
 from ..metrics.endpoint import vepe
 from ..models.visibility_predictor import visibility_from_logits
 from .conditioning import flow_conditioning
+from .objectives import visibility_logits
 from .latent_cache import batch_latents
 from .window_datasets import collate_windows
 
@@ -94,7 +95,7 @@ def validate_visibility(model, encoders, val_set, cache, *, num_windows: int, ba
     tp = fp = fn = tn = frame_correct = frame_total = 0.0
     for _, batch in _val_batches(val_set, min(num_windows, len(val_set)), batch_size):
         lat = batch_latents(batch, encoders, cache, device)
-        logits = model(lat["future_latents"]).logits
+        logits = visibility_logits(model, lat, batch, encoders.height, encoders.width)
         pred = torch.sigmoid(logits) > threshold
         tgt = lat["future_token_visibility"].bool()
         tp += float((pred & tgt).sum())
