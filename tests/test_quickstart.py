@@ -38,8 +38,6 @@ def test_quickstart_smoke(tmp_path):
     assert (out / "gifs" / "test_00.gif").stat().st_size > 0
     assert (out / "trajloom" / "pipeline" / "model_index.json").exists()
     # model cards: HF metadata with the measured values, one per trained artefact
-    import json
-
     import yaml
 
     results = json.loads((out / "results" / "results.json").read_text())["results"]
