@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from trajloom_hf.seed_spread import aggregate, differences, spread_markdown
+from trajloom_hf.seed_spread import aggregate, differences, higher_is_better, spread_markdown
 
 RESULTS = {  # seed -> method -> metric (results.json["results"] layout)
     0: {"TrajLoom": {"fvmd": 130.0, "ade": 3.0, "vis_accuracy": 0.80, "num_samples": 4},
@@ -39,6 +39,8 @@ def test_differences_against_the_reference():
     vis = diffs[("static", "vis_accuracy")]  # higher is better: static wins
     assert vis.exceeds and not vis.reference_better
     assert ("WHN-style", "num_samples") not in diffs  # only the table's metrics
+    assert all(higher_is_better(m) for m in ("vis_accuracy_head", "occlusion_f1_hold_last", "pts_within_4"))
+    assert not any(higher_is_better(m) for m in ("fvmd", "ade", "vae_vepe", "fde_last_frame"))
 
 
 def test_markdown_table_in_table_units():

@@ -16,8 +16,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .evaluation import TABLE_ROWS
 
-# scores where a larger value is better (every other metric: lower is better)
-HIGHER_IS_BETTER = frozenset({"vis_accuracy", "occlusion_f1", "occlusion_precision", "occlusion_recall"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """Scores where a larger value is better: visibility accuracy and occlusion precision / recall / F1 (every
+    variant: ``_head``, ``_hold_last``) and the fraction of points within a threshold; the others are errors."""
+    return metric.startswith(("vis_accuracy", "occlusion_", "pts_within"))
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def differences(spread: Mapping[str, Mapping[str, Spread]], reference: str,
             delta = b.mean - a.mean
             per_seed = [bv - av for av, bv in zip(a.values, b.values)]
             same = sum(1 for d in per_seed if d != 0 and (d > 0) == (delta > 0))
-            better = delta < 0 if metric in HIGHER_IS_BETTER else delta > 0
+            better = delta < 0 if higher_is_better(metric) else delta > 0
             out.append(Difference(metric, reference, other, delta, a.std + b.std, abs(delta) > a.std + b.std,
                                   same, len(per_seed), better))
     return out
