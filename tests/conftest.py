@@ -22,6 +22,12 @@ def _isolated_hf_caches(tmp_path_factory):
         mp.setattr(datasets.config, "HF_DATASETS_CACHE", root / "datasets")
     except ImportError:
         pass
+    try:  # diffusers reads HF_MODULES_CACHE at import (remote-code entry points of saved pipelines are copied there)
+        import diffusers.utils.dynamic_modules_utils as dynamic_modules
+
+        mp.setattr(dynamic_modules, "HF_MODULES_CACHE", str(root / "modules"))
+    except ImportError:
+        pass
     yield
     mp.undo()
 

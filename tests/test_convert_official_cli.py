@@ -55,7 +55,7 @@ def test_convert_official_writes_a_loadable_pipeline(official_files, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(pipe.vae.encode(x).latent_dist.mean, ref.encode(x).latent_dist.mean)
     np.testing.assert_array_equal(sorted(p.name for p in out.iterdir()),
-                                  ["model_index.json", "scheduler", "transformer", "vae"])
+                                  ["model_index.json", "pipeline_trajloom.py", "scheduler", "transformer", "vae"])
 
 
 def test_components_only_and_refusals(official_files, tmp_path):

@@ -105,7 +105,8 @@ def convert_official(args: argparse.Namespace):
     return out
 
 
-OUTPUT_NAMES = {"vae", "transformer", "visibility_predictor", "scheduler", "model_index.json"}  # what run() writes
+OUTPUT_NAMES = {"vae", "transformer", "visibility_predictor", "scheduler", "model_index.json",
+                "pipeline_trajloom.py"}  # what run() writes (the last: the remote-code entry point, pipelines.hub_layout)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..encoding import grid_anchors, grid_shape, num_latent_frames
 from ..precision import KeepFP32ModulesMixin, autocast_off
 from .attention import Attention, Mlp, RMSNorm
+from .auto_map import AutoMapConfigMixin
 from .embeddings import FourierFeatures, sincos_1d, sincos_2d
 
 
@@ -163,7 +164,7 @@ class TemporalExpander(nn.Module):
         return out.reshape(b, n, d, -1).permute(0, 3, 1, 2)
 
 
-class AutoencoderTraj(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
+class AutoencoderTraj(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
     r"""TrajLoom-VAE: dense point tracks ``[B, T, N, 2]`` <-> latents ``[B, K, N, C]``.
 
     The default config is the paper's (480x832 frames, stride 32 -> 15x26 = 390 tracks, 81 frames -> 21 latent steps,

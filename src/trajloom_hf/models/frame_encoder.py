@@ -35,6 +35,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from .auto_map import AutoMapConfigMixin
+
 BACKBONES = ("conv", "pretrained")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,7 +55,7 @@ def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.SiLU())
 
 
-class FrameEncoder(ModelMixin, ConfigMixin):
+class FrameEncoder(AutoMapConfigMixin, ModelMixin, ConfigMixin):
     """RGB frames -> features on the track grid (see the module docstring).
 
     Args:

@@ -30,6 +30,7 @@ from diffusers.utils import BaseOutput
 
 from ..precision import KeepFP32ModulesMixin, autocast_off
 from .attention import Attention, Mlp, RMSNorm
+from .auto_map import AutoMapConfigMixin
 from .embeddings import timestep_embedding
 
 VIDEO_CTX_MODES = ("concat", "sum")
@@ -153,7 +154,7 @@ def _logit(p: torch.Tensor) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-class TrajFlowTransformer(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
+class TrajFlowTransformer(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
     """TrajLoom-Flow generator ``v_θ(z_t, t, c)`` (defaults: the paper/official configuration, 244.46 M parameters).
 
     Args:

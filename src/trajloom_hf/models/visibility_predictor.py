@@ -33,6 +33,7 @@ from diffusers.utils import BaseOutput
 from .. import encoding
 from ..precision import KeepFP32ModulesMixin
 from ..validation import check_probability
+from .auto_map import AutoMapConfigMixin
 
 
 @dataclass
@@ -95,7 +96,7 @@ def visibility_from_logits(
     return visible
 
 
-class VisibilityPredictor(KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
+class VisibilityPredictor(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, ConfigMixin):
     """Lightweight per-token visibility classifier on (normalised) future latents (App. E.3); see the module doc.
 
     Args:

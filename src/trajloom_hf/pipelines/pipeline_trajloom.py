@@ -50,6 +50,7 @@ from ..models.frame_encoder import FrameEncoder
 from ..models.transformer_traj_flow import TrajFlowTransformer
 from ..models.visibility_predictor import VisibilityPredictor
 from ..precision import resolve_dtype
+from .hub_layout import is_own_layout, write_hub_layout
 from ..schedulers import FlowMatchTrajScheduler
 from ..schedulers.scheduling_flow_match_traj import SOLVERS
 from ..validation import (check_finite_parameters, check_probability, check_tracks, check_uint8_video,
@@ -260,12 +261,32 @@ class TrajLoomPipeline(DiffusionPipeline):
         path = os.fspath(pretrained_model_name_or_path)
         if os.path.exists(path) or _looks_local(path):
             check_pipeline_folder(path)
+        elif "trust_remote_code" not in kwargs:  # a Hub repo: fetch it, then read its layout as a local folder's
+            from huggingface_hub import snapshot_download
+
+            path = snapshot_download(path, revision=kwargs.pop("revision", None), cache_dir=kwargs.pop("cache_dir", None),
+                                     token=kwargs.pop("token", None), local_files_only=kwargs.pop("local_files_only", False))
+            check_pipeline_folder(path)
+        if "trust_remote_code" not in kwargs and is_own_layout(path):
+            # the folder's code files are exactly the entry points save_pretrained writes (imports of this package)
+            kwargs["trust_remote_code"] = True
         for key in ("torch_dtype", "dtype"):
             if isinstance(kwargs.get(key), str):
                 kwargs[key] = resolve_dtype(kwargs[key])
         if "torch_dtype" in kwargs and "dtype" not in kwargs and _DIFFUSERS_TAKES_DTYPE:
             kwargs["dtype"] = kwargs.pop("torch_dtype")  # diffusers >= 0.36 renamed it (and warns on the old name)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(path, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """diffusers ``save_pretrained``, then the remote-code layout (:mod:`trajloom_hf.pipelines.hub_layout`): the
+        folder also loads with ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` and its models
+        with ``diffusers.AutoModel.from_pretrained(f"{folder}/vae", trust_remote_code=True)``. ``push_to_hub=True``
+        is refused: upload the finished folder with :func:`trajloom_hf.hub.push_folder` (or ``hf upload``)."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("`push_to_hub=True` would upload before the remote-code layout is written: save, then "
+                             "`trajloom push PIPELINE_DIR --repo-id ...` (trajloom_hf.hub.push_folder)")
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_hub_layout(save_directory)
 
     @property
     def frame_size(self):
