@@ -108,15 +108,9 @@ print(type(pipe).__name__, type(pipe.vae).__name__, type(pipe.scheduler).__name_
       float(sum(p.double().sum() for p in vae.parameters())))
 """
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     names = out.stdout.split()
     assert names[:4] == ["TrajLoomPipeline", "AutoencoderTraj", "FlowMatchTrajScheduler", "AutoencoderTraj"]
     expected = float(sum(p.detach().double().sum() for p in tiny_pipeline().vae.parameters()))
     assert float(names[4]) == pytest.approx(expected, rel=1e-12, abs=1e-9)
-
-
-def test_save_pretrained_refuses_push_to_hub(tmp_path):
-    with pytest.raises(ValueError, match="trajloom push"):
-        tiny_pipeline().save_pretrained(tmp_path / "p", push_to_hub=True)
-    assert not (tmp_path / "p").exists()

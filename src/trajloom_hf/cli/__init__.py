@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "convert-official": ("trajloom_hf.convert.cli", "convert the official TrajLoom .pt checkpoints to a pipeline folder"),
     "evaluate": ("trajloom_hf.cli.evaluate", "score pipelines and baselines on a TrajLoomBench split (Table 1 layout)"),
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
+    "push": ("trajloom_hf.cli.push", "upload a pipeline folder or a bench folder to the Hugging Face Hub"),
 }
 
 

@@ -1,6 +1,7 @@
 """``trajloom evaluate``: forecast a TrajLoomBench split with one or more pipelines, add the static and
 constant-velocity baselines, and write ``results.json`` + ``results.md`` (paper Table 1 layout, plus the FDE, points
-within 1-16 px and MVD of "Forecasting Motion in the Wild").
+within 1-16 px and MVD of "Forecasting Motion in the Wild"), and the Hub's eval-results file of every scored
+pipeline folder (``<pipeline>/.eval_results/trajloombench-<config>-<split>.yaml``; ``--no-eval-results`` skips it).
 
     trajloom evaluate --pipeline out/pipeline --bench trajloombench --config synthetic --split test \
         --baseline whn=out/whn_pipeline --num-samples 4 --vepe-frames 24 81 --out results/
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dtype of the model trunks; auto: bfloat16 where the CPU has AVX512-BF16/AMX, else "
                              "float32 (coordinates and metrics stay fp32)")
     parser.add_argument("--out", default=".", help="where results.json and results.md go")
+    parser.add_argument("--bench-repo-id", default=None, metavar="OWNER/NAME",
+                        help="the bench's Hub id, recorded in the eval-results files (default: the --bench folder's name)")
+    parser.add_argument("--no-eval-results", action="store_true",
+                        help="do not write .eval_results/*.yaml into the pipeline folders")
     parser.add_argument("--shuffle-frames", action="store_true",
                         help="also score every frame-conditioned pipeline with each clip given another clip's frames "
                              "(row '<name> (other clip's frames)'): shows whether a model uses the image")
@@ -92,6 +97,11 @@ def check_arguments(args: argparse.Namespace) -> dict:
     for name in ("results.json", "results.md"):
         if (out / name).exists() and not os.access(out / name, os.W_OK):
             raise PermissionError(f"`--out` {args.out!r}: {name} exists and is not writable")
+    if not getattr(args, "no_eval_results", False):
+        from ..eval_results import check_writable, eval_results_path
+
+        for path in pipelines.values():
+            check_writable(eval_results_path(path, args.config, args.split))
     return pipelines
 
 
@@ -108,4 +118,16 @@ def run(args: argparse.Namespace) -> int:
                              shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"))
     print(results_markdown(results, f"{args.config}/{args.split}"))
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
+    if not args.no_eval_results:
+        from ..eval_results import write_eval_results
+        from ..evaluation import TABLE_ROWS
+
+        dataset_id = args.bench_repo_id or Path(args.bench).resolve().name
+        notes = (f"config {args.config}, split {args.split}, {args.num_samples} samples, {args.solver} x {args.steps} "
+                 f"steps, seed {args.seed}" + (f", first {args.max_clips} clips" if args.max_clips else ""))
+        metrics = set(TABLE_ROWS) | {"min_fde"} | {f"vae_vepe_{n}" for n in args.vepe_frames}
+        for name, path in pipelines.items():
+            written = write_eval_results(path, results[name], dataset_id=dataset_id, config=args.config,
+                                         split=args.split, notes=notes, metrics=metrics)
+            print(f"wrote {written} ({name})")
     return 0

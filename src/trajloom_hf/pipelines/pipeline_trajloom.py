@@ -280,13 +280,20 @@ class TrajLoomPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """diffusers ``save_pretrained``, then the remote-code layout (:mod:`trajloom_hf.pipelines.hub_layout`): the
         folder also loads with ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` and its models
-        with ``diffusers.AutoModel.from_pretrained(f"{folder}/vae", trust_remote_code=True)``. ``push_to_hub=True``
-        is refused: upload the finished folder with :func:`trajloom_hf.hub.push_folder` (or ``hf upload``)."""
-        if kwargs.get("push_to_hub"):
-            raise ValueError("`push_to_hub=True` would upload before the remote-code layout is written: save, then "
-                             "`trajloom push PIPELINE_DIR --repo-id ...` (trajloom_hf.hub.push_folder)")
+        with ``diffusers.AutoModel.from_pretrained(f"{folder}/vae", trust_remote_code=True)``. With
+        ``push_to_hub=True`` (``repo_id``, ``private``, ``token``, ``commit_message``, ``create_pr``) the finished
+        folder is uploaded by :func:`trajloom_hf.hub.push_folder` (diffusers would upload before the layout)."""
+        push = kwargs.pop("push_to_hub", False)
+        push_args = {k: kwargs.pop(k) for k in ("private", "token", "commit_message", "create_pr") if k in kwargs}
+        repo_id = kwargs.pop("repo_id", None)
+        if push and repo_id is None:
+            raise ValueError("`push_to_hub=True` needs `repo_id='owner/name'`")
         super().save_pretrained(save_directory, *args, **kwargs)
         write_hub_layout(save_directory)
+        if push:
+            from ..hub import push_folder
+
+            push_folder(save_directory, repo_id, **push_args)
 
     @property
     def frame_size(self):
