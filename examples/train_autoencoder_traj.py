@@ -98,7 +98,7 @@ def main(argv=None):
     seed_everything(args.seed, args.deterministic)
 
     # 1. model (its geometry checks run before any data is generated)
-    height, width = frame_size(args.bench, args.bench_config, (args.height, args.width))
+    height, width = frame_size(args.bench, args.bench_config, (args.height, args.width), stride=args.stride)
     model = build_autoencoder(args.preset, args.model_config, height=height, width=width, patch_size=args.stride,
                               num_frames=args.num_frames, use_offsets=not args.no_offsets, offset_scale=args.offset_scale,
                               lambda_temporal=args.lambda_temporal, lambda_spatial=args.lambda_spatial, beta=args.beta)

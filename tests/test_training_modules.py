@@ -32,7 +32,8 @@ def vae_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae")
     torch.manual_seed(0)
     AutoencoderTraj(height=64, width=96, patch_size=16, num_frames=9, hidden_size=32, num_heads=4, encoder_depth=4,
-                    decoder_depth=4, latent_channels=4, pos_embed_dim=8).save_pretrained(root)
+                    decoder_depth=4, latent_channels=4, pos_embed_dim=8, latents_mean=[0.0] * 4,
+                    latents_std=[1.0] * 4).save_pretrained(root)
     return root
 
 
@@ -62,6 +63,11 @@ def test_check_paths_reports_missing_inputs_and_bad_json(tmp_path):
     with pytest.raises(ValueError, match="must hold a JSON object"):
         arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "list.json")), files=("model_config",))
     arguments.check_paths(SimpleNamespace(bench=None, model_config=None), folders=("bench",), files=("model_config",))
+    with pytest.raises(FileExistsError, match="--output_dir .* is a file"):
+        arguments.check_paths(SimpleNamespace(output_dir=str(tmp_path / "bad.json")))
+    with pytest.raises(FileNotFoundError, match="--resume_from_checkpoint .*nope': no such checkpoint folder"):
+        arguments.check_paths(SimpleNamespace(output_dir=str(tmp_path), resume_from_checkpoint=str(tmp_path / "nope")))
+    arguments.check_paths(SimpleNamespace(output_dir=str(tmp_path / "new"), resume_from_checkpoint="latest"))
 
 
 def test_pretrained_folder_checks_name_what_is_missing(tmp_path, vae_dir):
@@ -74,6 +80,10 @@ def test_pretrained_folder_checks_name_what_is_missing(tmp_path, vae_dir):
     with pytest.raises(FileNotFoundError, match=r"has no weights file diffusion_pytorch_model.safetensors \(found: "
                                                 r"config.json, diffusion_pytorch_model.bin\)"):
         FrozenEncoders(SimpleNamespace(vae_path=str(tmp_path / "noweights")), torch.device("cpu"))
+    AutoencoderTraj(height=64, width=96, patch_size=16, num_frames=9, hidden_size=32, num_heads=4, encoder_depth=4,
+                    decoder_depth=4, latent_channels=4, pos_embed_dim=8).save_pretrained(tmp_path / "nostats")
+    with pytest.raises(ValueError, match="has no latent statistics"):
+        FrozenEncoders.load(str(tmp_path / "nostats"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="has no config.json"):
         check_pretrained_folder(str(tmp_path / "empty"), "--init_transformer")
@@ -255,3 +265,21 @@ def test_lazy_exports():
     with pytest.raises(AttributeError):
         training.nothing_here
     assert math.isfinite(training.warmup_cosine(1, 1, 2, 1.0, 0.5))
+
+
+def test_bench_geometry_must_match_the_vae(tmp_path, vae_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trajloom_hf.training.window_datasets import build_windows, frame_size
+
+    folder = tmp_path / "bench" / "data" / "mine"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"height": [96], "width": [160], "stride": [16]}), folder / "train-00000-of-00001.parquet")
+    bench = str(tmp_path / "bench")
+    assert frame_size(bench, "mine", (1, 1), stride=16) == (96, 160) and frame_size(None, "mine", (64, 96)) == (64, 96)
+    with pytest.raises(ValueError, match="tracks a stride-16 grid, but --stride is 8"):
+        frame_size(bench, "mine", (1, 1), stride=8)
+    vae_config = AutoencoderTraj.from_pretrained(vae_dir).config  # 64 x 96 px, stride 16
+    with pytest.raises(ValueError, match=r"has 96x160 px clips on a stride-16 grid, the VAE was trained on 64x96 px"):
+        build_windows(vae_config, bench=bench, bench_config="mine")

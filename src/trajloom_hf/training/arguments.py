@@ -106,7 +106,14 @@ def check_paths(args, folders=(), files=()) -> None:
     """Raise ``FileNotFoundError`` naming the flag for each given input folder / file that does not exist.
 
     ``folders``/``files`` are attribute names of ``args`` (``"vae_path"`` -> ``--vae_path``); unset ones are skipped.
-    JSON files are parsed, so a malformed config is reported here rather than deep inside the model."""
+    JSON files are parsed, so a malformed config is reported here rather than deep inside the model. Always checked
+    when present: ``--output_dir`` is not a file, ``--resume_from_checkpoint`` (unless "latest") is a folder."""
+    out = getattr(args, "output_dir", None)
+    if out and os.path.exists(out) and not os.path.isdir(out):
+        raise FileExistsError(f"--output_dir {out!r} is a file, not a folder")
+    resume = getattr(args, "resume_from_checkpoint", None)
+    if resume and resume != "latest" and not os.path.isdir(resume):
+        raise FileNotFoundError(f"--resume_from_checkpoint {resume!r}: no such checkpoint folder (or pass 'latest')")
     for name in folders:
         value = getattr(args, name, None)
         if value and not os.path.isdir(value):

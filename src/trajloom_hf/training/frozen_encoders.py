@@ -39,6 +39,9 @@ class FrozenEncoders:
             check_pretrained_folder(text_path, "--text_encoder_path", weights=None, hub_ok=True)
         self.vae = AutoencoderTraj.from_pretrained(args.vae_path, use_safetensors=True).to(device).eval().requires_grad_(False)
         cfg = self.vae.config
+        if cfg.latents_mean is None or cfg.latents_std is None:  # needed to normalise every latent (reference §2.10)
+            raise ValueError(f"--vae_path {args.vae_path!r} has no latent statistics (latents_mean/latents_std): train it "
+                             "to the end with train_autoencoder_traj.py, or set them with trajloom_hf.latent_statistics")
         self.height, self.width = int(cfg.height), int(cfg.width)
         self.stride = int(cfg.patch_size)
         self.temporal_stride = int(cfg.temporal_stride)

@@ -14,7 +14,7 @@ import torch
 from ..data.synthetic import SceneConfig
 from ..data.track_windows import TrackSegmentDataset, TrackWindowDataset, hf_dataset_clips, synthetic_clips
 
-__all__ = ["KeyedWindows", "build_segment_datasets", "build_windows", "collate_windows", "frame_size", "require_batches"]
+__all__ = ["KeyedWindows", "build_segment_datasets", "build_windows", "bench_geometry", "collate_windows", "frame_size", "require_batches"]
 
 VAL_SEED_OFFSET = 10_000_000
 
@@ -64,6 +64,12 @@ def build_windows(vae_config, *, bench: Optional[str] = None, bench_config: str 
     TrajLoomBench folder ``bench`` (its ``train`` / ``validation`` splits) or synthetic clips sized by the VAE config
     (cached as ``.npz`` under ``cache_dir``); ``with_frames`` adds the history video frames (video conditioning)."""
     t = int(vae_config.num_frames)
+    if bench:  # the VAE normalises by its own frame size and grid: clips of another geometry would be quietly wrong
+        found = bench_geometry(bench, bench_config)
+        expected = (int(vae_config.height), int(vae_config.width), int(vae_config.patch_size))
+        if found != expected:
+            raise ValueError(f"--bench {bench!r} ({bench_config}) has {found[0]}x{found[1]} px clips on a stride-{found[2]} "
+                             f"grid, the VAE was trained on {expected[0]}x{expected[1]} px, stride {expected[2]}")
     scene = SceneConfig(height=int(vae_config.height), width=int(vae_config.width), num_frames=2 * t,
                         stride=int(vae_config.patch_size), grid_origin=vae_config.grid_origin, render=with_frames)
     train, val = _clips(scene, bench, bench_config, num_train_clips, num_val_clips, cache_dir, with_frames, progress=False)
@@ -82,14 +88,23 @@ def build_segment_datasets(*, height: int, width: int, stride: int, num_frames: 
     return TrackSegmentDataset(TrackWindowDataset(train, t, t)), TrackSegmentDataset(TrackWindowDataset(val, t, t))
 
 
-def frame_size(bench: Optional[str], bench_config: str, default: Tuple[int, int]) -> Tuple[int, int]:
-    """``(H, W)`` px of the clips: the TrajLoomBench's (its first training row), or ``default`` for synthetic clips."""
-    if not bench:
-        return tuple(default)
+def bench_geometry(bench: str, bench_config: str) -> Tuple[int, int, int]:
+    """``(H, W, stride)`` of a TrajLoomBench config (its first training row)."""
     from ..data.trajloombench import load_trajloombench
 
     row = load_trajloombench(bench, bench_config, "train")[0]
-    return int(row["height"]), int(row["width"])
+    return int(row["height"]), int(row["width"]), int(row["stride"])
+
+
+def frame_size(bench: Optional[str], bench_config: str, default: Tuple[int, int], stride: Optional[int] = None) -> Tuple[int, int]:
+    """``(H, W)`` px of the clips: the TrajLoomBench's, or ``default`` for synthetic clips. With ``stride``, a bench
+    whose query grid has another stride is refused (its tracks would not fit the model's grid)."""
+    if not bench:
+        return tuple(default)
+    h, w, s = bench_geometry(bench, bench_config)
+    if stride is not None and s != stride:
+        raise ValueError(f"--bench {bench!r} ({bench_config}) tracks a stride-{s} grid, but --stride is {stride}")
+    return h, w
 
 
 def require_batches(num_items: int, batch_size: int, num_processes: int, what: str = "training segments") -> None:
