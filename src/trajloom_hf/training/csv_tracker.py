@@ -45,14 +45,15 @@ class CSVTracker(GeneralTracker):
         self.path = self.dir / "metrics.csv"
         self._columns = ["step"]
         self._rows = []
+        self._rewrite_next = False  # nothing is written before the first log (every process builds a tracker)
         if self.path.exists():  # resumed run: keep what was logged before
             text = self.path.read_text()
-            if text and not text.endswith("\n"):  # a row cut off by a kill: drop it
+            if text and not text.endswith("\n"):  # a row cut off by a kill: drop it (rewritten at the next log)
                 text = text[: text.rfind("\n") + 1]
+                self._rewrite_next = True
             reader = csv.DictReader(text.splitlines())
             self._columns = list(reader.fieldnames or ["step"])
             self._rows = list(reader)
-            self._rewrite()
 
     @property
     def tracker(self):
@@ -79,9 +80,10 @@ class CSVTracker(GeneralTracker):
         row = {"step": step, **{k: (float(v) if hasattr(v, "__float__") else v) for k, v in values.items()}}
         new_cols = [k for k in row if k not in self._columns]
         self._rows.append(row)
-        if new_cols or not self.path.exists():
+        if new_cols or self._rewrite_next or not self.path.exists():
             self._columns += new_cols
             self._rewrite()
+            self._rewrite_next = False
             return
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=self._columns).writerow(row)
