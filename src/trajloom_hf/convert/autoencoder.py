@@ -75,7 +75,7 @@ def vae_config_from_official(official: Mapping[str, Any]) -> Dict[str, Any]:
 
 def infer_vae_config(sd: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     """Read the sizes off the official tensors; ``num_heads`` (which they do not determine) is a 64-dim-head
-    placeholder that :func:`convert_trajloom_vae` replaces by the config's or refuses."""
+    stand-in value that :func:`convert_trajloom_vae` replaces by the config's or refuses."""
     w = sd["x_embedder.proj.weight"]
     hidden, in_ch, s, _ = w.shape
     depth = lambda prefix: 1 + max(int(k.split(".")[1]) for k in sd if k.startswith(prefix + "."))  # noqa: E731
