@@ -157,18 +157,27 @@ def synthetic_source(split: str, count: int, settings: BenchSettings, seed: int 
 
     if tracks != "analytic" and tracks not in TRACKER_NAMES:
         raise ValueError(f"`tracks` must be 'analytic' or one of {TRACKER_NAMES}, got {tracks!r}")
-    base = seed + {"train": 0, "validation": 1_000_000, "test": 2_000_000}[split]
     cfg = SceneConfig(height=settings.height, width=settings.width, num_frames=settings.num_frames, stride=settings.stride)
+    yield from _seeded_clips("synthetic", lambda s: generate_clip(s, cfg), split, count, settings, seed,
+                             None if tracks == "analytic" else tracks)
+
+
+def _seeded_clips(source: str, generate, split: str, count: int, settings: BenchSettings, seed: int,
+                  tracker: Optional[str]) -> Iterator:
+    """``(clip_id, build)`` pairs of a generated source: clip seeds ``seed + {0, 1e6, 2e6}[split] + i``, so the splits
+    never share a scene; ``generate(seed)`` gives a clip with ``frames``, ``tracks``, ``visibility``, ``query_xy`` and
+    ``caption``; with ``tracker`` the stored tracks are that tracker's on the rendered frames (paper §4.1.2)."""
+    base = seed + {"train": 0, "validation": 1_000_000, "test": 2_000_000}[split]
     for s in range(base, base + count):
         def build(s=s):
-            c = generate_clip(s, cfg)
+            c = generate(s)
             xy, vis = c.tracks, c.visibility
-            if tracks != "analytic":
+            if tracker is not None:
                 from ..tracking import get_tracker
 
-                xy, vis = get_tracker(tracks).track(c.frames, c.query_xy)
-            return Clip(f"synthetic-{s:08d}", c.frames, xy, vis, c.query_xy, c.caption, "synthetic", settings.stride)
-        yield f"synthetic-{s:08d}", build
+                xy, vis = get_tracker(tracker).track(c.frames, c.query_xy)
+            return Clip(f"{source}-{s:08d}", c.frames, xy, vis, c.query_xy, c.caption, source, settings.stride)
+        yield f"{source}-{s:08d}", build
 
 
 def physics_scene_config(settings: BenchSettings, camera: str = "static"):
@@ -191,17 +200,8 @@ def physics_source(split: str, count: int, settings: BenchSettings, seed: int = 
     if tracks != "exact" and tracks not in TRACKER_NAMES:
         raise ValueError(f"`tracks` must be 'exact' or one of {TRACKER_NAMES}, got {tracks!r}")
     cfg = physics_scene_config(settings, camera)
-    base = seed + {"train": 0, "validation": 1_000_000, "test": 2_000_000}[split]
-    for s in range(base, base + count):
-        def build(s=s):
-            c = generate_physics_clip(s, cfg)
-            xy, vis = c.tracks, c.visibility
-            if tracks != "exact":
-                from ..tracking import get_tracker
-
-                xy, vis = get_tracker(tracks).track(c.frames, c.query_xy)
-            return Clip(f"physics-{s:08d}", c.frames, xy, vis, c.query_xy, c.caption, "physics", settings.stride)
-        yield f"physics-{s:08d}", build
+    yield from _seeded_clips("physics", lambda s: generate_physics_clip(s, cfg), split, count, settings, seed,
+                             None if tracks == "exact" else tracks)
 
 
 def _physics_generator(settings: BenchSettings, camera: str) -> dict:
