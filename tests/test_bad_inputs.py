@@ -168,7 +168,7 @@ MODEL_ROWS = [
     ("from_pretrained no model_index", lambda tmp: _saved(tmp, lambda f: (f / "model_index.json").unlink()),
      FileNotFoundError, "has no model_index.json"),
     ("from_pretrained corrupt model_index", lambda tmp: _saved(tmp, lambda f: (f / "model_index.json").write_text("{")),
-     ValueError, "is not valid JSON"),
+     ValueError, "model_index.json' is not valid JSON (Expecting"),
     ("from_pretrained missing component", lambda tmp: _saved(tmp, lambda f: shutil.rmtree(f / "transformer")),
      FileNotFoundError, "has no transformer/ folder"),
     ("from_pretrained missing safetensors", lambda tmp: _saved(

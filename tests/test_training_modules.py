@@ -58,9 +58,10 @@ def test_check_paths_reports_missing_inputs_and_bad_json(tmp_path):
         arguments.check_paths(SimpleNamespace(bench=str(tmp_path / "nope")), folders=("bench",))
     with pytest.raises(FileNotFoundError, match="--model_config .*: the file does not exist"):
         arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "x.json")), files=("model_config",))
-    with pytest.raises(ValueError, match="is not valid JSON"):
+    with pytest.raises(ValueError, match=r"--model_config '.*bad.json' is not valid JSON \(Expecting"):
         arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "bad.json")), files=("model_config",))
-    with pytest.raises(ValueError, match="must hold a JSON object"):
+    with pytest.raises(ValueError, match=r"--model_config '.*list.json' must hold a JSON object of model arguments "
+                                         r"\(\{...\}\), got a JSON array"):
         arguments.check_paths(SimpleNamespace(model_config=str(tmp_path / "list.json")), files=("model_config",))
     arguments.check_paths(SimpleNamespace(bench=None, model_config=None), folders=("bench",), files=("model_config",))
     with pytest.raises(FileExistsError, match="--output_dir .* is a file"):

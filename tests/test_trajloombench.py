@@ -375,7 +375,7 @@ def test_corrupt_manifest_and_bad_settings_are_named_before_any_work(tmp_path):
     out = tmp_path / "b"
     build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
     (out / "data" / "syn" / "manifest.json").write_text('{"shards": ')
-    with pytest.raises(ValueError, match=r"manifest.json' is corrupt"):
+    with pytest.raises(ValueError, match=r"manifest .*manifest.json' is not valid JSON .*: the manifest is corrupt"):
         build_trajloombench("synthetic", str(out), "syn", settings=S, counts={"test": 2}, progress=False)
     fresh = tmp_path / "fresh"
     for bad, match in ((dict(fps=0.0), "`fps`"), (dict(fps=float("nan")), "`fps`"), (dict(history_frames=2.5), "history_frames")):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from .evaluation import TABLE_ROWS
+from .json_files import read_json_object
 
 PathLike = Union[str, Path]
 
@@ -138,7 +139,7 @@ def model_card(kind: str, *, model_name: str, config: dict, num_parameters: int,
 
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}")
-    data = json.loads(Path(results_json).read_text())
+    data = read_json_object(results_json, "`results_json`", "trajloom evaluate results")
     results, settings = data["results"], data["settings"]
     if method not in results:
         raise ValueError(f"`method` {method!r} is not in {results_json} (methods: {sorted(results)})")

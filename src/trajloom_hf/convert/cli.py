@@ -48,18 +48,11 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _read_json(path):
-    import json
-    from pathlib import Path
+def _read_json(path, flag: str):
+    """The JSON object in the optional file of ``flag`` (None when the flag was not given)."""
+    from ..json_files import read_json_object
 
-    if path is None:
-        return None
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as err:
-        raise ValueError(f"file not found: {path}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    return None if path is None else read_json_object(path, f"`{flag}`", "official config values")
 
 
 def _check_file(path, flag: str) -> None:
@@ -87,17 +80,17 @@ def convert_official(args: argparse.Namespace):
     if args.vae:
         overrides = {}
         if args.latent_stats:
-            overrides.update(latent_stats_from_official(_read_json(args.latent_stats), args.latent_stats_key))
+            overrides.update(latent_stats_from_official(_read_json(args.latent_stats, "--latent-stats"), args.latent_stats_key))
         if args.num_heads is not None:
             overrides["num_heads"] = args.num_heads
-        out["vae"] = convert_trajloom_vae(args.vae, _read_json(args.vae_config), weights_only=weights_only, **overrides)
+        out["vae"] = convert_trajloom_vae(args.vae, _read_json(args.vae_config, "--vae-config"), weights_only=weights_only, **overrides)
     if args.generator:
         grid = out["vae"].grid_hw if "vae" in out else None
-        out["transformer"] = convert_trajloom_generator(args.generator, _read_json(args.generator_config), grid_size=grid,
+        out["transformer"] = convert_trajloom_generator(args.generator, _read_json(args.generator_config, "--generator-config"), grid_size=grid,
                                                         weights_only=weights_only)
     if args.visibility_predictor:
         out["visibility_predictor"] = convert_visibility_predictor(
-            args.visibility_predictor, _read_json(args.visibility_config), weights_only=weights_only)
+            args.visibility_predictor, _read_json(args.visibility_config, "--visibility-config"), weights_only=weights_only)
     if args.pipeline:
         from ..schedulers import FlowMatchTrajScheduler
 

@@ -45,6 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..encoding import in_frame, make_query_grid
+from ..json_files import read_json_object
 from ..tracking import TRACKER_NAMES
 from ..validation import as_bool_mask, check_frame_size
 
@@ -735,11 +736,11 @@ def _read_manifest(path: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{str(path)!r} is corrupt ({err}); it records the finished shards of this config: restore "
+        manifest = read_json_object(path, "TrajLoomBench manifest", "finished shards")
+    except ValueError as err:
+        raise ValueError(f"{err}: the manifest is corrupt; it records the finished shards of this config: restore "
                          f"it, or delete the folder {str(path.parent)!r} to rebuild the config") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards", {}), dict):
+    if not isinstance(manifest.get("shards", {}), dict):
         raise ValueError(f"{str(path)!r} is not a TrajLoomBench manifest (expected a JSON object with 'shards'); "
                          f"delete the folder {str(path.parent)!r} to rebuild the config")
     return manifest

@@ -32,7 +32,6 @@ three frame sizes away (tracks in another frame's pixels), are a ``ValueError``.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from diffusers.utils import BaseOutput, logging
 
 from ..encoding import (denormalize_tracks, first_frame_history, in_frame, last_frame_history, latent_visibility,
                         make_query_grid, normalize_tracks, upsample_latent_time)
+from ..json_files import read_json_object
 from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.frame_encoder import FrameEncoder
 from ..models.transformer_traj_flow import TrajFlowTransformer
@@ -89,17 +89,6 @@ _WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model
                  "diffusion_pytorch_model.bin", "diffusion_pytorch_model.bin.index.json")
 
 
-def _read_json(path: str, what: str) -> dict:
-    try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} {path!r} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
 def check_config_types(cls, config: dict, where: str) -> None:
     """Values of ``config`` (a ``config.json``) must have the types of ``cls.__init__``'s defaults: a ``"4"`` where
     an int belongs would otherwise fail deep inside torch with an unrelated message."""
@@ -140,7 +129,7 @@ def check_pipeline_folder(path) -> None:
     index = os.path.join(path, "model_index.json")
     if not os.path.isfile(index):
         raise FileNotFoundError(f"pipeline folder {path!r} has no model_index.json")
-    entries = _read_json(index, "pipeline index")
+    entries = read_json_object(index, "pipeline index", "components")
     ours = {"AutoencoderTraj": AutoencoderTraj, "TrajFlowTransformer": TrajFlowTransformer,
             "VisibilityPredictor": VisibilityPredictor, "FrameEncoder": FrameEncoder}
     for name, value in entries.items():
@@ -156,7 +145,7 @@ def check_pipeline_folder(path) -> None:
         cfg_path = os.path.join(folder, "config.json")
         if not os.path.isfile(cfg_path):
             raise FileNotFoundError(f"component `{name}` of {path!r} has no config.json")
-        check_config_types(cls, _read_json(cfg_path, f"`{name}` config"), f"{cfg_path}")
+        check_config_types(cls, read_json_object(cfg_path, f"`{name}` config", "model arguments"), f"{cfg_path}")
         if not any(os.path.isfile(os.path.join(folder, f)) for f in _WEIGHT_FILES):
             raise FileNotFoundError(f"component `{name}` of {path!r} has no weights file ({_WEIGHT_FILES[0]} is "
                                     "missing)")

@@ -7,9 +7,10 @@ the flag; :func:`check_paths` reports a missing input folder or file before any 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
+
+from ..json_files import read_json_object
 
 __all__ = [
     "add_checkpointing_args",
@@ -126,13 +127,7 @@ def check_paths(args, folders=(), files=()) -> None:
         if not os.path.isfile(value):
             raise FileNotFoundError(f"--{name} {value!r}: the file does not exist")
         if value.endswith(".json"):
-            try:
-                with open(value) as fh:
-                    obj = json.load(fh)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ValueError(f"--{name} {value!r} is not valid JSON: {e}") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"--{name} {value!r} must hold a JSON object of model arguments, got {type(obj).__name__}")
+            read_json_object(value, f"--{name}", "model arguments")
 
 
 def data_options(args) -> dict:

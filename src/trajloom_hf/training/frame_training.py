@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..frame_conditioning import conditioning_frames
+from ..json_files import read_json_object
 from ..models.frame_encoder import FrameEncoder
 from ..video_io import atomic_path
 
@@ -42,10 +43,7 @@ def build_frame_encoder(vae_config, *, init_from: Optional[str] = None, config_p
         return enc
     config = {}
     if config_path:
-        with open(config_path) as f:
-            config = json.load(f)
-        if not isinstance(config, dict):
-            raise ValueError(f"--frame_encoder_config {config_path!r} must hold a JSON object, got {type(config).__name__}")
+        config = read_json_object(config_path, "--frame_encoder_config", "FrameEncoder arguments")
     if out_channels is not None:
         config["out_channels"] = int(out_channels)
     if backbone_path:

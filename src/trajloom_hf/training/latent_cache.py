@@ -15,6 +15,7 @@ from typing import Dict, Optional
 
 import torch
 
+from ..json_files import read_json_object
 from ..video_io import atomic_path
 from .window_datasets import KeyedWindows, collate_windows
 
@@ -46,8 +47,7 @@ class LatentCache:
         meta_path = os.path.join(root, "cache_meta.json")
         meta = {"format": CACHE_FORMAT_VERSION, "vae": fingerprint, "video": video_key}
         if os.path.exists(meta_path):
-            with open(meta_path) as f:
-                found = json.load(f)
+            found = read_json_object(meta_path, "latent cache metadata", "the cache format and VAE fingerprint")
             if found.get("vae") != fingerprint or found.get("format") != CACHE_FORMAT_VERSION:
                 raise ValueError(f"latent cache {root!r} was written by another VAE/format ({found}); use a new --latent_cache_dir")
             self.meta = found

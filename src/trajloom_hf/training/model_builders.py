@@ -3,9 +3,9 @@ latent grid is the frozen VAE's (and whose video/text widths are the frozen enco
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Optional
 
+from ..json_files import read_json_object
 from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.transformer_traj_flow import TrajFlowTransformer
 from .pretrained_folders import check_pretrained_folder
@@ -18,16 +18,6 @@ AUTOENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     "cpu": dict(hidden_size=128, num_heads=4, encoder_depth=4, decoder_depth=4, latent_channels=16, pos_embed_dim=32),
     "paper": dict(),
 }
-
-
-def _json_config(path: Optional[str], flag: str) -> Dict[str, Any]:
-    if not path:
-        return {}
-    with open(path) as f:
-        config = json.load(f)
-    if not isinstance(config, dict):
-        raise ValueError(f"{flag} {path!r} must hold a JSON object of model arguments, got {type(config).__name__}")
-    return config
 
 
 def _construct(cls, kwargs: Dict[str, Any], source: str):
@@ -43,7 +33,7 @@ def build_autoencoder(preset: str = "cpu", config_path: Optional[str] = None, **
     preset), with ``overrides`` (frame size, stride, window length, loss weights) on top."""
     if preset not in AUTOENCODER_PRESETS:
         raise ValueError(f"preset must be one of {sorted(AUTOENCODER_PRESETS)}, got {preset!r}")
-    kwargs = _json_config(config_path, "--model_config") if config_path else dict(AUTOENCODER_PRESETS[preset])
+    kwargs = read_json_object(config_path, "--model_config", "model arguments") if config_path else dict(AUTOENCODER_PRESETS[preset])
     kwargs.update(overrides)
     return _construct(AutoencoderTraj, kwargs, f"--model_config {config_path!r}" if config_path else "the model arguments")
 
@@ -63,7 +53,8 @@ def build_flow_transformer(encoders, init_from: Optional[str] = None, config_pat
         check_pretrained_folder(init_from, "--init_transformer")
         model = TrajFlowTransformer.from_pretrained(init_from, use_safetensors=True)
     else:
-        config = {**_json_config(config_path, "--transformer_config"), **config_overrides}
+        config = {**(read_json_object(config_path, "--transformer_config", "model arguments") if config_path else {}),
+                  **config_overrides}
         vae = encoders.vae
         config.update(
             num_latent_frames=vae.num_latent_frames,
