@@ -11,7 +11,8 @@ atomically, and never deletes or rewrites anything else, nor changes the folder'
 3. :meth:`OutputFolder.commit` first records the union of the old and the new files in the manifest (so an
    interrupted commit never leaves files the next run would refuse as foreign), moves each staged file onto its
    place with ``os.replace``, writes the final manifest last, then removes the files of the previous run that
-   this run did not write again (only those the old manifest listed, only plain files, only inside the folder).
+   this run did not write again (only those the old manifest listed, only plain files, only inside the folder);
+   with ``keep_previous`` they stay, listed (a command that adds to its folder one piece at a time).
 
 Files keep the ordinary permissions of ``open(path, "w")`` (``0o666`` minus the umask); a folder the command
 creates gets the ordinary ``0o777`` minus the umask.
@@ -57,20 +58,24 @@ class OutputFolder:
         self.manifest, self.owner, self.arg_name = manifest, owner, arg_name
 
     # -- what a previous run wrote --------------------------------------------------------------------------------
-    def previous_files(self) -> Set[str]:
-        """The files a previous run of ``owner`` listed in the manifest (empty when there is none or it is foreign)."""
+    def previous_manifest(self) -> dict:
+        """The manifest a previous run of ``owner`` left (its ``meta`` plus ``written_by`` and ``files``); empty when
+        there is none, it is unreadable or another command wrote it."""
         path = self.folder / self.manifest
         if not path.is_file() or path.is_symlink():
-            return set()
+            return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
-            return set()
-        if not isinstance(data, dict) or data.get("written_by") != self.owner:
-            return set()
-        if not isinstance(data.get("files"), list):
-            return set()
-        return {f for f in data["files"] if isinstance(f, str) and _is_safe_relative(f)}
+            return {}
+        if not isinstance(data, dict) or data.get("written_by") != self.owner or not isinstance(data.get("files"), list):
+            return {}
+        return data
+
+    def previous_files(self) -> Set[str]:
+        """The files a previous run of ``owner`` listed in the manifest (empty when there is none or it is foreign)."""
+        files = self.previous_manifest().get("files", [])
+        return {f for f in files if isinstance(f, str) and _is_safe_relative(f)}
 
     def check(self, candidates: Iterable[str]) -> None:
         """Refuse (``ValueError``) when writing ``candidates`` (relative paths; the manifest is added) would replace
@@ -119,9 +124,10 @@ class OutputFolder:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def commit(self, staged: Path, meta: dict) -> List[str]:
+    def commit(self, staged: Path, meta: dict, keep_previous: bool = False) -> List[str]:
         """Move every file under ``staged`` onto its place in the folder (atomically each), write the manifest (``meta``
-        plus ``written_by`` and ``files``) last, and remove what the previous run wrote that this one did not.
+        plus ``written_by`` and ``files``) last, and remove what the previous run wrote that this one did not, or, with
+        ``keep_previous``, keep it listed (a command that adds to its folder piece by piece, e.g. one clip at a time).
         Returns the relative paths written (manifest included)."""
         staged = Path(staged)
         files = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
@@ -139,6 +145,9 @@ class OutputFolder:
             os.chmod(staged / name, _FILE_MODE)
             os.replace(staged / name, dst)
         # 3. the final manifest, then the previous run's files this run did not write again
+        if keep_previous:
+            self._write_manifest(dict(meta, files=sorted(set(written) | previous)), staged)
+            return written
         self._write_manifest(dict(meta, files=written), staged)
         for name in sorted(previous - set(written)):
             path = self.folder / name
