@@ -167,3 +167,71 @@ def test_evaluate_frame_pipelines_and_shuffled_frames(tmp_path, monkeypatch):
         tiny_pipeline(height=80).save_pretrained(tmp_path / "plain")
         main(["evaluate", "--pipeline", str(tmp_path / "plain"), "--bench", str(bench), "--config", "synthetic",
               "--out", str(out), "--shuffle-frames"])
+
+
+def test_mean_acceleration_hand_cases():
+    from trajloom_hf.metrics import mean_acceleration
+
+    t = np.arange(8.0)
+    line = np.stack([3.0 * t, -t], -1)[None, :, None]  # [V=1, T=8, N=1, 2], constant velocity
+    assert mean_acceleration(line) == 0.0
+    # App. B.2's jittery reconstruction x(t) = t + b (-1)^t: |a| = 4 b at every interior frame
+    jitter = line + 0.25 * (-1.0) ** t[None, :, None, None] * np.array([1.0, 0.0])
+    assert mean_acceleration(jitter) == pytest.approx(1.0)
+    fall = np.stack([0 * t, 0.5 * t**2], -1)[None, :, None]  # uniform acceleration 1 px/frame^2 along y
+    both = np.concatenate([fall, line], 2)  # two points: 1 and 0
+    assert mean_acceleration(both) == pytest.approx(0.5)
+    vis = np.ones(both.shape[:-1], bool)
+    vis[:, 4, 1] = False  # three triplets of the still point drop out: 6 of 1 + 3 of 0
+    assert mean_acceleration(both, vis) == pytest.approx(6 / 9)
+    assert np.isnan(mean_acceleration(both, np.zeros_like(vis)))
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        mean_acceleration(both[:, :2])
+    with pytest.raises(ValueError, match="visibility"):
+        mean_acceleration(both, vis[:, :3])
+
+
+def test_evaluate_oracle_rows(tmp_path, monkeypatch):
+    """--oracle scores each distinct VAE's reconstruction of the GT future (decode(encode(gt))), once per VAE."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from tests.test_pipeline_trajloom import tiny_pipeline
+    from trajloom_hf.evaluation import evaluate_bench, load_bench_split, vae_reconstruct
+    from trajloom_hf.metrics import mean_acceleration, vepe
+
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 3},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
+    first = tiny_pipeline(height=80)
+    first.save_pretrained(tmp_path / "pipe")
+    tiny_pipeline(height=80).save_pretrained(tmp_path / "same_vae")  # same seed: identical VAE
+    tiny_pipeline(seed=1, height=80).save_pretrained(tmp_path / "other")
+    pipes = {"TrajLoom": str(tmp_path / "pipe"), "twin": str(tmp_path / "same_vae"), "other": str(tmp_path / "other")}
+    out = tmp_path / "res"
+    res = evaluate_bench(pipes, str(bench), "synthetic", "test", num_samples=1, num_inference_steps=1, oracle=True,
+                         out_dir=str(out), progress=False)
+    oracle_rows = sorted(k for k in res if "oracle" in k)
+    assert oracle_rows == ["VAE reconstruction (oracle, TrajLoom)", "VAE reconstruction (oracle, other)"]
+    data = load_bench_split(str(bench), "synthetic", "test")
+    gt, vis = data.tracks[:, 9:18], data.visibility[:, 9:18]
+    rec = vae_reconstruct(first.vae, gt, batch_size=2)
+    by_hand = score(rec[:, None], gt, vis, data.grid_shape, 16.0)
+    row = res["VAE reconstruction (oracle, TrajLoom)"]
+    for key in ("fvmd", "fvmd_long", "min_ade", "mean_accel"):
+        assert row[key] == pytest.approx(by_hand[key], rel=1e-5)
+    assert vepe(rec, gt, vis) == pytest.approx(res["TrajLoom"]["vae_vepe"], rel=1e-5)  # the same reconstruction
+    assert row["fvmd"] != pytest.approx(res["VAE reconstruction (oracle, other)"]["fvmd"], rel=1e-3)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["settings"]["oracle"] is True
+    assert saved["settings"]["gt_mean_accel"] == pytest.approx(mean_acceleration(gt, vis))
+    md = (out / "results.md").read_text()
+    assert "| FVMD | VAE reconstruction (oracle, TrajLoom) |" in md
+    assert f"- ground truth: {mean_acceleration(gt, vis):.4g}" in md and "- static: 0" in md
+    plain = evaluate_bench({"TrajLoom": str(tmp_path / "pipe")}, str(bench), "synthetic", "test", num_samples=1,
+                           num_inference_steps=1, progress=False)
+    assert not any("oracle" in k for k in plain) and plain["static"]["mean_accel"] == 0.0
+    assert main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "1",
+                 "--steps", "1", "--oracle", "--no-eval-results", "--out", str(tmp_path / "cli")]) == 0
+    cli = json.loads((tmp_path / "cli" / "results.json").read_text())["results"]
+    assert "VAE reconstruction (oracle, TrajLoom)" in cli
+    with pytest.raises(TypeError, match="oracle"):
+        evaluate_bench({"TrajLoom": str(tmp_path / "pipe")}, str(bench), "synthetic", "test", oracle="yes")

@@ -22,6 +22,14 @@ sets, as TrajLoom's scripts do):
 * for pipelines, the VAE's reconstruction VEPE of the GT future window (and, with ``vepe_frames``, of its first L
   frames: Table 2's 24- and 81-frame segments).
 
+With ``oracle`` every pipeline's VAE is also scored on its own reconstruction of the GT future,
+``decode(encode(gt).mean)`` (row ``"VAE reconstruction (oracle, <name>)"``; a VAE shared by several pipelines once):
+the flow's target is exactly that latent, so this row bounds what any forecast through the VAE can score (with the
+future known). A reconstruction that scores worse than constant velocity means the VAE, not the generator, limits
+the result. ``results.md`` also lists each method's mean acceleration magnitude next to the ground truth's
+(:func:`trajloom_hf.metrics.mean_acceleration`, first sample, GT-visible triplets; key ``mean_accel``): decoder
+jitter shows there, and FVMD sees it.
+
 Pipelines that condition on the frames (a ``frame_encoder`` or ``video_vae``) get each clip's history frames from
 the bench's ``video`` column. With ``shuffle_frames`` they are scored a second time with every clip given another
 clip's frames (clip ``i`` gets clip ``i + 1``'s, cyclically; tracks unchanged), the row ``"<name> (other clip's
@@ -37,6 +45,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
+from diffusers.utils import logging
 from tqdm.auto import tqdm
 
 from .encoding import in_frame
@@ -46,11 +55,14 @@ from .metrics import (
     flow_tv,
     fvmd,
     fvmd_long,
+    mean_acceleration,
     motion_vector_distance,
     points_within,
     vepe,
     visibility_scores,
 )
+
+logger = logging.get_logger(__name__)
 
 # metric key -> (table label, scale applied in the table: the paper's Table 1/3 conventions)
 TABLE_ROWS = {
@@ -167,6 +179,7 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
                                grid_shape=grid_shape).combined,
         "flow_tv": flow_tv(first, gt_vis, grid_shape=grid_shape, grid_stride=grid_stride).value,
         "div_curl_energy": div_curl_energy(first, gt_vis, grid_shape=grid_shape, grid_stride=grid_stride).value,
+        "mean_accel": mean_acceleration(first, gt_vis),
     }
     d = displacement_errors(predictions, gt, gt_vis)
     out.update(min_ade=d.min_ade, min_fde=d.min_fde, ade=d.ade, num_samples=d.num_samples)
@@ -248,6 +261,24 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
 
 
 @torch.no_grad()
+def vae_reconstruct(vae, tracks: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """``decode(encode(x).mean, clamp=True)`` of pixel tracks ``[V, T, N, 2]`` (``T = vae.config.num_frames``) ->
+    ``[V, T, N, 2]`` fp32 px: the VAE's reconstruction, the flow's target decoded (posterior mean, eq. 6)."""
+    from .encoding import denormalize_tracks, normalize_tracks
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+    h, w = vae.config.height, vae.config.width
+    param = next(vae.parameters())
+    recs = []
+    for i in range(0, len(tracks), batch_size):
+        x = normalize_tracks(torch.as_tensor(np.asarray(tracks[i : i + batch_size], np.float32), device=param.device), h, w)
+        rec = vae.decode(vae.encode(x).latent_dist.mode(), clamp=True).sample
+        recs.append(denormalize_tracks(rec.float(), h, w).cpu().numpy())
+    return np.concatenate(recs).astype(np.float32)
+
+
+@torch.no_grad()
 def vae_reconstruction_vepes(vae, gt: np.ndarray, gt_vis: np.ndarray, segment_frames: Sequence[int] = (),
                              batch_size: int = 8) -> Dict[str, float]:
     """VEPE (px) of ``decode(encode(gt).mean)`` on the GT future windows ``[V, T, N, 2]`` (paper Table 2).
@@ -257,19 +288,11 @@ def vae_reconstruction_vepes(vae, gt: np.ndarray, gt_vis: np.ndarray, segment_fr
     ``compute_vae_recon_metrics.py --eval_len L``; Table 2 reports L = 24 and 81 with an 81-frame VAE). Pooled over all
     visible (t, n) of all clips.
     """
-    from .encoding import denormalize_tracks, normalize_tracks
-
     t = gt.shape[1]
     for length in segment_frames:
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 1 <= length <= t:
             raise ValueError(f"`segment_frames` entries must be integers in [1, {t}] (the VAE window), got {length!r}")
-    h, w = vae.config.height, vae.config.width
-    device = next(vae.parameters()).device
-    recs = []
-    for i in range(0, len(gt), batch_size):
-        x = normalize_tracks(torch.from_numpy(gt[i : i + batch_size]).to(device), h, w)
-        recs.append(denormalize_tracks(vae.decode(vae.encode(x).latent_dist.mode(), clamp=True).sample, h, w).cpu().numpy())
-    rec = np.concatenate(recs)
+    rec = vae_reconstruct(vae, gt, batch_size)
     out = {"vae_vepe": vepe(rec, gt, gt_vis)}
     for length in segment_frames:
         out[f"vae_vepe_{int(length)}"] = vepe(rec[:, :length], gt[:, :length], gt_vis[:, :length])
@@ -294,6 +317,24 @@ def results_markdown(results: Dict[str, Dict[str, float]], dataset: str) -> str:
     return "\n".join(lines)
 
 
+def acceleration_markdown(results: Dict[str, Dict[str, float]], reference: float) -> str:
+    """Markdown list of each method's ``mean_accel`` (px / frame^2) under the ground truth's ``reference`` value."""
+    lines = ["Mean acceleration magnitude, px/frame^2 (first sample, GT-visible triplets; a jitter diagnostic, not a "
+             "score: compare with the ground truth)", "", f"- ground truth: {reference:.4g}"]
+    lines += [f"- {method}: {scores['mean_accel']:.4g}" for method, scores in results.items()
+              if np.isfinite(scores.get("mean_accel", float("nan")))]
+    return "\n".join(lines)
+
+
+def _same_weights(a, b) -> bool:
+    """Whether two VAEs have the same config and parameters (pipelines sharing a VAE get one oracle row)."""
+    if {k: v for k, v in a.config.items() if not k.startswith("_")} != \
+            {k: v for k, v in b.config.items() if not k.startswith("_")}:  # `_name_or_path` is the folder
+        return False
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    return pa.keys() == pb.keys() and all(torch.equal(pa[k].cpu(), pb[k].cpu()) for k in pa)
+
+
 def evaluate_bench(
     pipelines: Dict[str, str],
     bench: str,
@@ -310,6 +351,7 @@ def evaluate_bench(
     vepe_frames: Sequence[int] = (),
     shuffle_frames: bool = False,
     torch_dtype: Optional[torch.dtype] = None,
+    oracle: bool = False,
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
     (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
@@ -317,7 +359,8 @@ def evaluate_bench(
     The history length is the first pipeline's ``vae.config.num_frames``; every method is scored on the same future
     window. ``vepe_frames`` (e.g. ``(24, 81)``, Table 2) adds the VAE VEPE of the first L frames of each window
     (``vae_vepe_<L>``). ``torch_dtype`` (e.g. ``torch.bfloat16``) loads the model trunks in that dtype (None:
-    fp32); coordinates and scores stay fp32. Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
+    fp32); coordinates and scores stay fp32. ``oracle`` adds the row ``"VAE reconstruction (oracle, <name>)"`` of
+    every pipeline whose VAE window equals the future window (module docstring). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
     (atomically).
     """
     from .pipelines import TrajLoomPipeline
@@ -329,6 +372,8 @@ def evaluate_bench(
         if not Path(path, "model_index.json").is_file():
             raise FileNotFoundError(f"pipeline folder {path!r} ({name}) has no model_index.json")
         loaded[name] = TrajLoomPipeline.from_pretrained(path, **({} if torch_dtype is None else {"torch_dtype": torch_dtype}))
+    if not isinstance(oracle, bool):
+        raise TypeError(f"`oracle` must be True or False, got {oracle!r}")
     if shuffle_frames and not any(uses_frames(p) for p in loaded.values()):
         raise ValueError("`shuffle_frames` needs a pipeline that conditions on the frames (frame_encoder or video_vae)")
     data = load_bench_split(bench, config, split, max_clips, with_video=any(uses_frames(p) for p in loaded.values()))
@@ -350,6 +395,7 @@ def evaluate_bench(
     anchors = dict(frame_size=(data.height, data.width), history_last=hist[:, -1],
                    history_last_visibility=data.visibility[:, t_h - 1])  # the peer's metrics (fde_last_frame, ...)
     results: Dict[str, Dict[str, float]] = {}
+    oracle_vaes = []  # (name, vae) already scored as an oracle row
     for name, pipe in loaded.items():
         pred, pred_vis, readings = forecast_split(pipe, data, t_h, num_samples=num_samples,
                                                   num_inference_steps=num_inference_steps, solver=solver, seed=seed,
@@ -362,6 +408,16 @@ def evaluate_bench(
             results[name][f"occlusion_f1_{reading}"] = v.occlusion_f1
         if pipe.vae.config.num_frames == t_f:
             results[name].update(vae_reconstruction_vepes(pipe.vae, gt, gt_vis, vepe_frames))
+        if oracle and pipe.vae.config.num_frames == t_f and not any(_same_weights(pipe.vae, v) for _, v in oracle_vaes):
+            oracle_vaes.append((name, pipe.vae))
+            rec = vae_reconstruct(pipe.vae, gt)
+            results[f"VAE reconstruction (oracle, {name})"] = score(
+                rec[:, None], gt, gt_vis, grid, stride,
+                predicted_visibility=(held_visibility(data.visibility[:, :t_h], t_f) & in_frame(rec, data.height, data.width))[:, None],
+                **anchors)
+        elif oracle and pipe.vae.config.num_frames != t_f:
+            logger.warning("no oracle row for %r: its VAE window (%d frames) is not the future window (%d)", name,
+                           pipe.vae.config.num_frames, t_f)
         if shuffle_frames and uses_frames(pipe):
             other = [(i + 1) % len(gt) for i in range(len(gt))]  # every clip gets another clip's frames
             pred, pred_vis, _ = forecast_split(pipe, data, t_h, num_samples=num_samples,
@@ -383,7 +439,8 @@ def evaluate_bench(
         meta = {"bench": bench, "config": config, "split": split, "num_clips": int(len(gt)), "history_frames": t_h,
                 "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
                 "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames],
-                "shuffle_frames": shuffle_frames,
+                "shuffle_frames": shuffle_frames, "oracle": oracle,
+                "gt_mean_accel": mean_acceleration(gt, gt_vis),
                 "visibility_modes": {name: pipe.resolve_visibility_mode() for name, pipe in loaded.items()},
                 "dtype": "float32" if torch_dtype is None else str(torch_dtype).replace("torch.", "")}
         with atomic_path(out / "results.json") as tmp:
@@ -391,5 +448,6 @@ def evaluate_bench(
         with atomic_path(out / "results.md") as tmp:
             Path(tmp).write_text(f"# TrajLoomBench results ({config}/{split}, {len(gt)} clips, {t_h} + {t_f} frames, "
                                  f"{num_samples} samples, {solver} x {num_inference_steps})\n\n"
-                                 + results_markdown(results, f"{config}/{split}") + "\n")
+                                 + results_markdown(results, f"{config}/{split}") + "\n\n"
+                                 + acceleration_markdown(results, meta["gt_mean_accel"]) + "\n")
     return results

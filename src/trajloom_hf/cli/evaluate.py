@@ -5,6 +5,8 @@ pipeline folder (``<pipeline>/.eval_results/trajloombench-<config>-<split>.yaml`
 
     trajloom evaluate --pipeline out/pipeline --bench trajloombench --config synthetic --split test \
         --baseline whn=out/whn_pipeline --num-samples 4 --vepe-frames 24 81 --out results/
+
+``--oracle`` adds each pipeline VAE's reconstruction of the ground-truth future as a row (the flow's upper bound).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shuffle-frames", action="store_true",
                         help="also score every frame-conditioned pipeline with each clip given another clip's frames "
                              "(row '<name> (other clip's frames)'): shows whether a model uses the image")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also score each pipeline's VAE reconstruction of the ground-truth future, "
+                             "decode(encode(gt)) (row 'VAE reconstruction (oracle, <name>)'): the best a forecast "
+                             "through that VAE can score; worse than constant velocity means the VAE is the limit")
 
 
 def bench_configs(bench) -> list:
@@ -115,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_bench(pipelines, args.bench, args.config, args.split, num_samples=args.num_samples,
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
                              max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,
-                             shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"))
+                             shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"),
+                             oracle=args.oracle)
     print(results_markdown(results, f"{args.config}/{args.split}"))
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
     if not args.no_eval_results:
