@@ -10,6 +10,7 @@
 
 TAP-Vid pickles are read with a restricted unpickler that loads numpy arrays, dicts, lists, strings and numbers
 only: a file that names anything else (a pickle can run code while it loads) is refused unless --trust-pickle.
+TAP-Vid .npz files (video, points or target_points, occluded; one video each) are read without unpickling.
 --out must be new, empty, or an earlier TrajLoomBench build: the build rewrites README.md and prunes
 data/<config>/, so a folder holding other files there is refused.
 """

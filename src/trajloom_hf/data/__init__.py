@@ -1,4 +1,5 @@
-"""Data sources: procedural synthetic scenes, training windows and the TrajLoomBench dataset builder/loader.
+"""Data sources: procedural synthetic scenes, TAP-Vid files, training windows and the TrajLoomBench dataset
+builder/loader.
 
 The synthetic generator is imported eagerly (numpy only); the torch / `datasets` parts load on first use.
 """
@@ -9,6 +10,7 @@ _LAZY = {
     "BenchSettings": "trajloombench", "build_trajloombench": "trajloombench", "load_trajloombench": "trajloombench",
     "TrackClip": "track_windows", "TrackWindowDataset": "track_windows", "TrackSegmentDataset": "track_windows",
     "synthetic_clips": "track_windows", "hf_dataset_clips": "track_windows",
+    "read_tapvid_npz": "tapvid", "tapvid_arrays": "tapvid",
 }
 
 __all__ = ["OBJECT_MOTIONS", "SceneConfig", "SyntheticClip", "generate_clip", "generate_clips", *_LAZY]

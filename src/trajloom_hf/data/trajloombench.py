@@ -221,31 +221,41 @@ def _physics_generator(settings: BenchSettings, camera: str) -> dict:
     return json.loads(json.dumps(out))
 
 
-def _decode_frames(video) -> np.ndarray:
-    import cv2
-
-    if isinstance(video, np.ndarray) and video.ndim == 4:
-        return video.astype(np.uint8)
-    frames = [cv2.cvtColor(cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for b in video]
-    return np.stack(frames)
-
-
 def tapvid_source(path: str, settings: BenchSettings, trust_pickle: bool = False) -> Iterator:
-    """TAP-Vid pickles (DAVIS, RoboTAP: ``{name: {...}}``; Kinetics: ``[{...}, ...]``, possibly several files).
+    """TAP-Vid pickles (DAVIS, RoboTAP: ``{name: {...}}``; Kinetics: ``[{...}, ...]``) and TAP-Vid ``.npz`` files
+    (one video each, named by the file), a file or a folder of them (:mod:`trajloom_hf.data.tapvid`).
 
-    Read with :func:`trajloom_hf.safe_unpickle.load_data_pickle`: only numpy arrays, dicts, lists, strings and
-    numbers load; a file naming any other global (which could run code) is refused unless ``trust_pickle``.
+    Pickles are read with :func:`trajloom_hf.safe_unpickle.load_data_pickle`: only numpy arrays, dicts, lists,
+    strings and numbers load; a file naming any other global (which could run code) is refused unless
+    ``trust_pickle``. ``.npz`` files are read with ``allow_pickle=False`` (one holding object arrays is skipped, named).
 
     Per video: ``video`` ``[T, H, W, 3]`` uint8 (or a list of JPEG bytes), ``points`` ``[N, T, 2]`` normalised
-    ``[0, 1]`` (x, y) in raster convention (pixel ``x`` covers ``[x, x + 1)``, so our pixel centre is
-    ``p * W - 0.5``), ``occluded`` ``[N, T]`` bool. Points are kept as given (sparse, not a grid).
+    ``[0, 1]`` (x, y) or ``target_points`` px, raster convention (pixel ``x`` covers ``[x, x + 1)``, so our pixel
+    centre is ``p * W - 0.5``), ``occluded`` ``[N, T]`` bool. Points are kept as given (sparse, not a grid).
     """
-    files = sorted(glob.glob(os.path.join(path, "*.pkl"))) if os.path.isdir(path) else [path]
-    if not files:
-        raise FileNotFoundError(f"`input` {path!r} holds no .pkl files")
+    if os.path.isdir(path):
+        files = sorted(glob.glob(os.path.join(path, "*.pkl")) + glob.glob(os.path.join(path, "*.npz")))
+        if not files:
+            raise FileNotFoundError(f"`input` {path!r} holds no .pkl or .npz files")
+    else:
+        files = [path]
     from ..safe_unpickle import UntrustedPickleError, load_data_pickle
+    from .tapvid import read_tapvid_npz, tapvid_arrays
+
+    def builder(name, read):
+        def build():
+            try:
+                frames, tracks, vis = tapvid_arrays(read(), name)
+            except Exception as err:
+                raise SkipClip(f"{name}: unreadable TAP-Vid entry ({err})") from err
+            fr, tr, vis = standardise(frames, tracks, vis, settings, name)
+            return Clip(f"tapvid-{name}", fr, tr, vis, tr[0].copy(), "", "tapvid", 0)
+        return build
 
     for file in files:
+        if file.endswith(".npz"):
+            yield f"tapvid-{Path(file).stem}", builder(Path(file).stem, lambda file=file: read_tapvid_npz(file))
+            continue
         try:
             data = load_data_pickle(file, trust_pickle=trust_pickle)
         except UntrustedPickleError:
@@ -255,18 +265,7 @@ def tapvid_source(path: str, settings: BenchSettings, trust_pickle: bool = False
             continue
         items = data.items() if isinstance(data, dict) else ((f"{Path(file).stem}-{i:05d}", v) for i, v in enumerate(data))
         for name, item in items:
-            def build(name=name, item=item):
-                try:
-                    frames = _decode_frames(item["video"])
-                    pts = np.asarray(item["points"], np.float64)
-                    occ = as_bool_mask(item["occluded"], f"{name} occluded")
-                except Exception as err:
-                    raise SkipClip(f"{name}: unreadable TAP-Vid entry ({err})") from err
-                h, w = frames.shape[1:3]
-                tracks = (pts * np.array([w, h]) - 0.5).transpose(1, 0, 2)  # [T, N, 2] px
-                fr, tr, vis = standardise(frames, tracks, ~occ.T, settings, name)
-                return Clip(f"tapvid-{name}", fr, tr, vis, tr[0].copy(), "", "tapvid", 0)
-            yield f"tapvid-{name}", build
+            yield f"tapvid-{name}", builder(name, lambda item=item: item)
 
 
 def _raiser(err):
