@@ -34,6 +34,12 @@ hold their last position, not visible), and ``wan-move/first_frame.png``, the im
 the video as the model's, ``--fit``), at the frame Wan-Move derives for ``--wan-move-size`` (480x832 -> 464x832);
 ``meta.json["wan_move"]`` holds the ``generate.py`` command line.
 
+``--horizon FRAMES`` forecasts past one window: ``ceil(FRAMES / future_frames)`` windows are rolled out, each
+forecast becoming the next window's history (``TrajLoomPipeline(..., num_windows=k)``), and the first ``FRAMES``
+frames are kept (a horizon that is not a multiple of the window is rounded up to whole windows, then trimmed;
+``meta.json`` records ``num_windows`` and ``window_frames``). The frames of later windows are unknown: a
+frame-conditioned pipeline sees the last observed frame held there (``--rollout-video none``: no video context).
+
 ``--out`` may be any folder, ``.`` included: the command replaces only the files it writes, each atomically (staged
 in a hidden temporary folder inside ``--out``, then moved with ``os.replace``), never deletes or rewrites anything
 else and leaves the folder's permissions alone (:mod:`trajloom_hf.output_folder`). ``meta.json`` lists the files
@@ -90,6 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "over the whole frame). Tracks also come back in the video's pixels (*_input_px in "
                         "forecast.npz; the transform in meta.json frame_fit)")
     parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--horizon", type=int, default=None, metavar="FRAMES",
+                        help="future frames to forecast (default: one window, the pipeline's future_frames). Longer "
+                        "horizons roll out window after window, each forecast becoming the next history "
+                        "(TrajLoomPipeline num_windows); a horizon that is not a multiple of the window runs whole "
+                        "windows and keeps the first FRAMES frames. Frames after the video's history are unknown: "
+                        "later windows see the last observed frame held (--rollout-video none: no video context)")
+    parser.add_argument("--rollout-video", default="hold_last", choices=["hold_last", "none"],
+                        help="with --horizon past one window and a frame-conditioned pipeline: the frame conditioning "
+                        "of later windows (default hold_last: the last observed frame held)")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps (default 10; 100 with --official-compat)")
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
     parser.add_argument("--seed", type=int, default=None, help="noise seed (default 0, drawn on the CPU; with "
@@ -171,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--num-samples", args.num_samples), ("--steps", args.steps)):
         if value < 1:
             raise ValueError(f"`{name}` must be >= 1, got {value}")
+    if args.horizon is not None and args.horizon < 1:
+        raise ValueError(f"`--horizon` must be a positive number of frames, got {args.horizon}")
     if args.history_frames is not None and args.history_frames < 1:
         raise ValueError(f"`--history-frames` must be >= 1, got {args.history_frames}")
     if args.fps <= 0:
@@ -197,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
     pipe = TrajLoomPipeline.from_pretrained(args.pipeline, torch_dtype=dtype)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    num_windows = 1 if args.horizon is None else pipe.num_windows_for(args.horizon)
     h, w = pipe.frame_size
     stride = pipe.vae.config.patch_size
     t_h = args.history_frames or pipe.history_frames
@@ -259,11 +277,12 @@ def run(args: argparse.Namespace) -> int:
     video = frames if (pipe.video_vae is not None or getattr(pipe, "frame_encoder", None) is not None) else None
     out = pipe(tracks, vis, video=video, prompt=args.caption, num_samples=args.num_samples,
                num_inference_steps=args.steps, solver=args.solver, check_query_grid=not args.no_grid_check,
-               official_compat=args.official_compat,
+               official_compat=args.official_compat, num_windows=num_windows, rollout_video=args.rollout_video,
                generator=None if args.official_compat and not seed_given else
                [torch.Generator(device=pipe._execution_device if args.official_compat else "cpu").manual_seed(args.seed)])
-    fut, fvis = out.future_tracks[0], out.future_visibility[0]
-    prob = None if out.visibility_prob is None else out.visibility_prob[0]
+    keep = slice(None) if args.horizon is None else slice(0, args.horizon)  # whole windows run, the horizon kept
+    fut, fvis = out.future_tracks[0][:, keep], out.future_visibility[0][:, keep]
+    prob = None if out.visibility_prob is None else out.visibility_prob[0][:, keep]
     t_f = int(fut.shape[1])
 
     with out_folder.staging() as tmp:
@@ -278,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
         np.savez_compressed(tmp / "forecast.npz", **arrays)
         meta = dict(video=os.path.abspath(args.video), pipeline=os.path.abspath(args.pipeline), height=h, width=w,
                     source_size=[src_h, src_w], fps=fps_in, history_frames=t_h, future_frames=t_f,
+                    num_windows=num_windows, window_frames=pipe.future_frames,
+                    rollout_video=args.rollout_video if num_windows > 1 and video is not None else None,
                     num_samples=args.num_samples, steps=args.steps, solver=args.solver, seed=args.seed,
                     official_compat=args.official_compat, caption=args.caption, history_tracks_from=source,
                     grid_stride=stride,

@@ -24,6 +24,14 @@ saw. To forecast from any frame ``f`` of a video (the future starting at ``f + 1
     tracks, vis = get_tracker("optical_flow").track(frames[start : f + 1], pipe.query_grid())   # trajloom_hf.tracking
     out = pipe(tracks, vis)                               # futures for frames f + 1 .. f + T_f
 
+Horizons past one window (``num_windows=k``): the windows are rolled out one after the other, window ``j + 1``
+conditioned on the last ``history_frames`` frames of (history + forecast so far), predicted visibility included,
+each sample continuing its own forecast; the query grid stays the frame-0 grid, so the Grid-Anchor offsets of a
+later history are displacements from the original anchors. Such histories do not start at the query frame: models
+trained with ``--window_start random`` (:mod:`trajloom_hf.training.window_datasets`) have seen them. The frames of
+later windows are unknown: ``rollout_video="hold_last"`` (default) holds the last observed frame, ``"none"`` drops the
+video context. Errors compound window by window (``benchmarks/bench_long_horizon.py`` measures how much).
+
 History points outside the frame: leaving the frame is normal in tracking data, so such points are kept and
 marked invisible (the official in-bounds test, reference §1.7); non-finite coordinates, or coordinates more than
 three frame sizes away (tracks in another frame's pixels), are a ``ValueError``. Output coordinates are clipped to
@@ -63,6 +71,8 @@ HISTORY_MODES = ("tracks", "last_frame", "first_frame")
 OFFICIAL_NUM_STEPS = 100
 OFFICIAL_NOISE_SEED = 42
 VISIBILITY_MODES = ("auto", "head", "hold_last")
+# what the frame conditioning of windows 2.. gets (their frames are in the future, unseen): see __call__
+ROLLOUT_VIDEO_MODES = ("hold_last", "none")
 
 try:  # diffusers >= 0.36 takes `dtype=` and deprecates `torch_dtype=`
     from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
@@ -292,8 +302,10 @@ class TrajLoomPipeline(DiffusionPipeline):
     def history_frames(self) -> int:
         return self.vae.config.num_frames
 
-    def _prepare_history(self, history_tracks, history_visibility, check_query_grid: bool = True):
-        """-> tracks ``[B, T, N, 2]`` fp32 px (last T frames), visibility ``[B, T, N]`` bool (AND in-frame)."""
+    def _prepare_history(self, history_tracks, history_visibility, check_query_grid: bool = True,
+                         apply_history_mode: bool = True):
+        """-> tracks ``[B, T, N, 2]`` fp32 px (last T frames), visibility ``[B, T, N]`` bool (AND in-frame); with
+        ``apply_history_mode`` as the model sees them (:meth:`_history_view`), else as observed."""
         if not isinstance(history_tracks, (np.ndarray, torch.Tensor)):
             raise TypeError(f"`history_tracks` must be a numpy array or torch tensor, got {type(history_tracks).__name__}")
         if isinstance(history_tracks, np.ndarray) and not np.issubdtype(history_tracks.dtype, np.number):
@@ -335,11 +347,18 @@ class TrajLoomPipeline(DiffusionPipeline):
                 f"queried at their first frame (see the TrajLoomPipeline module docstring).",
                 UserWarning, stacklevel=4)  # _prepare_history <- __call__ <- no_grad wrapper <- caller
         tracks, vis = tracks[:, -t_need:], vis[:, -t_need:].to(tracks.device)
+        vis = vis & in_frame(tracks, h, w)  # points outside the frame count as invisible (reference §1.7)
+        return self._history_view(tracks, vis) if apply_history_mode else (tracks, vis)
+
+    def _history_view(self, tracks: torch.Tensor, vis: torch.Tensor):
+        """The history ``[B, T, N, 2]`` px / ``[B, T, N]`` as the model sees it: the pipeline's ``history_mode``
+        applied (``last_frame`` / ``first_frame`` hold one frame still), visibility AND in-frame."""
+        h, w = self.frame_size
         if self.config.history_mode == "first_frame":
             tracks, vis = first_frame_history(tracks, vis)
         elif self.config.history_mode == "last_frame":
             tracks, vis = last_frame_history(tracks, vis)
-        return tracks, vis & in_frame(tracks, h, w)  # points outside the frame count as invisible (reference §1.7)
+        return tracks, vis & in_frame(tracks, h, w)
 
     def _check_query_grid(self, tracks: torch.Tensor, vis: torch.Tensor) -> None:
         """Frame 0 of every history must sit on :meth:`query_grid` (the tracker's start): catches tracks in the
@@ -431,6 +450,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         visibility_mode: Optional[str] = None,
         check_query_grid: bool = True,
         official_compat: bool = False,
+        num_windows: int = 1,
+        rollout_video: str = "hold_last",
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -468,8 +489,22 @@ class TrajLoomPipeline(DiffusionPipeline):
                 same seed for every video). The official script also casts the models to fp16: load the pipeline
                 with ``torch_dtype=torch.float16`` on CUDA for that (on CPU fp32 is the closest). Default False:
                 our fixed behaviour (visibility passed, 10 steps, CPU noise identical on every device).
+            num_windows: forecast windows ``k`` rolled out one after the other (default 1, the paper's single
+                window). Window ``j + 1`` starts where window ``j`` ends: its history is the last
+                ``history_frames`` frames of (history + forecast so far), tracks and the predicted visibility, and
+                each sample continues from its own forecast. The query grid and the Grid-Anchor offsets stay those of
+                frame 0 of the observed history. ``generator`` keeps drawing over the windows, ``callback_on_step_end``
+                is called in every window (its step index restarts), and the futures are concatenated on the time
+                axis: ``k * future_frames`` frames. Models trained only on windows that start at the query frame see
+                such later histories out of distribution: train with ``--window_start random`` (see
+                :mod:`trajloom_hf.training.window_datasets`).
+            rollout_video: what the frame conditioning of windows 2.. gets, whose frames lie in the unseen future:
+                ``"hold_last"`` (default; the last observed frame stands for every frame after the given video, so
+                a window whose history still overlaps the observed video keeps those frames) or ``"none"`` (no video
+                context: zeros, as the transformer reads a missing video). Ignored without ``video``.
         Returns:
-            :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``).
+            :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``); its time axis holds
+            ``num_windows * future_frames`` frames.
         """
         if output_type not in ("np", "pt"):
             raise ValueError(f"`output_type` must be 'np' or 'pt', got {output_type!r}")
@@ -498,11 +533,15 @@ class TrajLoomPipeline(DiffusionPipeline):
         if bad:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
         device = self._execution_device
-        tracks, vis = self._prepare_history(history_tracks, history_visibility, check_query_grid)
+        num_windows = self.check_num_windows(num_windows)
+        if rollout_video not in ROLLOUT_VIDEO_MODES:
+            raise ValueError(f"`rollout_video` must be one of {ROLLOUT_VIDEO_MODES}, got {rollout_video!r}")
+        raw_tracks, raw_vis = self._prepare_history(history_tracks, history_visibility, check_query_grid,
+                                                    apply_history_mode=False)
+        tracks, vis = self._history_view(raw_tracks, raw_vis)
         b, s = tracks.shape[0], num_samples
 
-        # 1. conditioning, once per clip
-        z_hist, lat_vis = self.encode_history(tracks, vis)
+        # 1. conditioning that does not change over the windows
         if prompt is None and self.text_encoder is not None and self.transformer.config.use_text_cond:
             prompt = ""  # the official default caption: an empty string still encodes its EOS token (reference §3.10)
         if video is None and self.frame_encoder is not None:
@@ -511,32 +550,93 @@ class TrajLoomPipeline(DiffusionPipeline):
             logger.warning("the pipeline has a `video_vae` but no `video` was given: the video context is zeros")
         text = self.encode_prompt(prompt, b) if prompt is not None else None
         video_lat = self.encode_video(video, b) if video is not None else None
+        if official_compat and generator is None:  # one fresh seed-42 generator per clip, kept over the windows
+            generator = [torch.Generator(device=device).manual_seed(OFFICIAL_NOISE_SEED) for _ in range(b)]
+        if isinstance(generator, (list, tuple)) and len(generator) != b:
+            raise ValueError(f"`generator` list must have one generator per clip ({b}), got {len(generator)}")
+        step_args = dict(num_inference_steps=num_inference_steps, solver=solver, generator=generator,
+                         official_compat=official_compat, callback_on_step_end=callback_on_step_end,
+                         callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, vis_mode=vis_mode,
+                         visibility_threshold=visibility_threshold, group=s)
+
+        # 2. window 1: the observed history, S samples per clip
+        px, fut_vis, prob, inside = self._sample_window(tracks, vis, video_lat, text, repeat=s, **step_args)
+        windows = [(px, fut_vis, prob, inside)]
+        # 3. windows 2..k: each sample continues from its own forecast (the last history_frames frames of history +
+        # forecast so far, visibility included; the query grid and the anchors stay those of frame 0, so the VAE's
+        # Grid-Anchor offsets of a later history are displacements from the original grid, as in training windows
+        # that start after the query frame). The frames after the observed video are unknown: see `rollout_video`.
+        if num_windows > 1:
+            t_h = self.history_frames
+            roll_tracks = [raw_tracks.to(device).repeat_interleave(s, dim=0)]
+            roll_vis = [raw_vis.to(device).repeat_interleave(s, dim=0)]
+            text_rep = None if text is None else text.repeat_interleave(s, dim=0)
+            video_cache = {}
+            for j in range(1, num_windows):
+                roll_tracks.append(px)
+                roll_vis.append(fut_vis)
+                hist_t, hist_v = torch.cat(roll_tracks, 1)[:, -t_h:], torch.cat(roll_vis, 1)[:, -t_h:]
+                roll_tracks, roll_vis = [hist_t], [hist_v]
+                view_t, view_v = self._history_view(hist_t, hist_v)
+                lat = None
+                if video is not None and rollout_video == "hold_last":
+                    idx = self._rollout_frame_index(video, j, px.shape[1])
+                    if idx not in video_cache:
+                        video_cache[idx] = self.encode_video(self._rollout_video(video, idx), b).repeat_interleave(s, 0)
+                    lat = video_cache[idx]
+                px, fut_vis, prob, inside = self._sample_window(view_t, view_v, lat, text_rep, repeat=1, **step_args)
+                windows.append((px, fut_vis, prob, inside))
+
+        def joined(i):
+            parts = [w[i] for w in windows]
+            return None if parts[0] is None else torch.cat(parts, 1)
+
+        px, fut_vis, prob, inside = joined(0), joined(1), joined(2), joined(3)
+        shape = (b, s) + tuple(px.shape[1:])
+        out_tracks = px.reshape(shape)
+        out_vis = fut_vis.reshape(shape[:-1])
+        out_prob = None if prob is None else prob.reshape(shape[:-1])
+        out_inside = inside.reshape(shape[:-1])
+        if output_type == "np":
+            out_tracks, out_vis, out_inside = out_tracks.cpu().numpy(), out_vis.cpu().numpy(), out_inside.cpu().numpy()
+            out_prob = None if out_prob is None else out_prob.cpu().numpy()
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return out_tracks, out_vis, out_prob, out_inside
+        return TrajLoomPipelineOutput(future_tracks=out_tracks, future_visibility=out_vis, visibility_prob=out_prob,
+                                      future_in_frame=out_inside)
+
+    def _sample_window(self, tracks, vis, video_lat, text, *, repeat, group, num_inference_steps, solver, generator,
+                       official_compat, callback_on_step_end, callback_on_step_end_tensor_inputs, vis_mode,
+                       visibility_threshold):
+        """One forecast window. ``tracks`` ``[R, T_h, N, 2]`` px / ``vis`` ``[R, T_h, N]``: the history as the model
+        sees it (history mode applied), ``R`` histories, each sampled ``repeat`` times; a generator list holds one
+        generator per ``group`` consecutive rows of the ``R * repeat`` samples (one per clip). Returns future px
+        ``[R * repeat, T_f, N, 2]`` (clipped to the frame), visibility, probability (or None), in-frame."""
+        device = self._execution_device
+        z_hist, lat_vis = self.encode_history(tracks, vis)
         # the official script never passes the history visibility (reference §8.2): official_compat reproduces that
         hist_vis = None if official_compat else lat_vis
         context = self.transformer.prepare_context(z_hist, hist_vis, video_lat, text)
-        if s > 1:
-            context = context.repeat_interleave(s)
+        if repeat > 1:
+            context = context.repeat_interleave(repeat)
 
-        # 2. source z0 (boundary anchoring, eq. 7), drawn on the CPU for device-independent seeds (official_compat:
+        # source z0 (boundary anchoring, eq. 7), drawn on the CPU for device-independent seeds (official_compat:
         # on the device of the generator, by default a fresh seed-42 generator on the execution device per clip)
-        z_hist_rep = z_hist.repeat_interleave(s, dim=0).float()
-        if official_compat and generator is None:
-            generator = [torch.Generator(device=device).manual_seed(OFFICIAL_NOISE_SEED) for _ in range(b)]
+        z_hist_rep = z_hist.repeat_interleave(repeat, dim=0).float()
         if official_compat:
             first = generator[0] if isinstance(generator, (list, tuple)) else generator
             z_hist_rep = z_hist_rep.to(first.device)
         else:
             z_hist_rep = z_hist_rep.cpu()
         if isinstance(generator, (list, tuple)):  # one generator per clip: a clip's futures do not depend on the batch
-            if len(generator) != b:
-                raise ValueError(f"`generator` list must have one generator per clip ({b}), got {len(generator)}")
-            z = torch.cat([self.scheduler.sample_source(z_hist_rep[i * s : (i + 1) * s], generator=g)
+            z = torch.cat([self.scheduler.sample_source(z_hist_rep[i * group : (i + 1) * group], generator=g)
                            for i, g in enumerate(generator)])
         else:
             z = self.scheduler.sample_source(z_hist_rep, generator=generator)
         z = z.to(device)
 
-        # 3. integrate the ODE from t = 0 to 1
+        # integrate the ODE from t = 0 to 1
         def velocity(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.transformer(zt, t, context=context).sample.float()
 
@@ -566,12 +666,12 @@ class TrajLoomPipeline(DiffusionPipeline):
                         z = new
                     bar.update()
 
-        # 4. decode to pixels (fp32), then visibility
+        # decode to pixels (fp32), then visibility
         h, w = self.frame_size
         if not torch.isfinite(z).all():
             self._raise_non_finite("the sampled latents")
         x = self.vae.decode(self.vae.unscale_latents(z.float()), clamp=True).sample
-        px = denormalize_tracks(x.float(), h, w)  # [B*S, T_f, N, 2]
+        px = denormalize_tracks(x.float(), h, w)  # [R*repeat, T_f, N, 2]
         if not torch.isfinite(px).all():
             self._raise_non_finite("the decoded tracks")
         t_f = px.shape[1]
@@ -581,31 +681,51 @@ class TrajLoomPipeline(DiffusionPipeline):
             vp = self.visibility_predictor
             extra = {}
             if vp.uses_history:  # the history-residual head: hold-last prior + learnt correction
-                extra = dict(history_latents=z_hist.repeat_interleave(s, dim=0),
-                             history_visibility=vis.to(device).repeat_interleave(s, dim=0))
-            logits = vp(z, **extra).logits  # [B*S, K, N]
+                extra = dict(history_latents=z_hist.repeat_interleave(repeat, dim=0),
+                             history_visibility=vis.to(device).repeat_interleave(repeat, dim=0))
+            logits = vp(z, **extra).logits  # [R*repeat, K, N]
             prob = upsample_latent_time(torch.sigmoid(logits.float()), t_f, self.vae.config.temporal_stride)
             thr = vp.config.threshold if visibility_threshold is None else visibility_threshold
             fut_vis = (prob > thr) & inside
         else:  # hold each point's last history visibility (the trivial baseline, :meth:`hold_last_visibility`)
-            held = vis[:, -1].to(device).repeat_interleave(s, dim=0)  # [B*S, N]
+            held = vis[:, -1].to(device).repeat_interleave(repeat, dim=0)  # [R*repeat, N]
             fut_vis = held[:, None, :] & inside
         # like the official script: coordinates clipped to the frame after the in-frame test
         px = torch.stack([px[..., 0].clamp(0, w - 1 - 1e-3), px[..., 1].clamp(0, h - 1 - 1e-3)], -1)
+        return px, fut_vis, prob, inside
 
-        shape = (b, s) + tuple(px.shape[1:])
-        out_tracks = px.reshape(shape)
-        out_vis = fut_vis.reshape(shape[:-1])
-        out_prob = None if prob is None else prob.reshape(shape[:-1])
-        out_inside = inside.reshape(shape[:-1])
-        if output_type == "np":
-            out_tracks, out_vis, out_inside = out_tracks.cpu().numpy(), out_vis.cpu().numpy(), out_inside.cpu().numpy()
-            out_prob = None if out_prob is None else out_prob.cpu().numpy()
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return out_tracks, out_vis, out_prob, out_inside
-        return TrajLoomPipelineOutput(future_tracks=out_tracks, future_visibility=out_vis, visibility_prob=out_prob,
-                                      future_in_frame=out_inside)
+    @property
+    def future_frames(self) -> int:
+        """Frames ``T_f`` of one forecast window (the VAE's segment length)."""
+        return self.vae.config.num_frames
+
+    def check_num_windows(self, num_windows) -> int:
+        """``num_windows`` as an int >= 1, else a ``ValueError`` naming it."""
+        if isinstance(num_windows, bool) or not isinstance(num_windows, (int, np.integer)) or num_windows < 1:
+            raise ValueError(f"`num_windows` must be a positive integer, got {num_windows!r}")
+        return int(num_windows)
+
+    def num_windows_for(self, horizon) -> int:
+        """Windows needed for ``horizon`` future frames: ``ceil(horizon / future_frames)`` (the caller trims the
+        last window to ``horizon``: ``out.future_tracks[:, :, :horizon]``); a ``ValueError`` naming ``horizon``
+        for anything but a positive integer."""
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ValueError(f"`horizon` must be a positive number of frames, got {horizon!r}")
+        return -(-int(horizon) // self.future_frames)
+
+    def _rollout_frame_index(self, video, window: int, future_frames: int) -> tuple:
+        """Indices into the time axis of ``video`` (whose last frame is the last observed one) of the history frames
+        of window ``window`` (0-based; window 0 is the observed history): frames after the observed video, which
+        nobody has seen, are the last observed frame held (``rollout_video="hold_last"``)."""
+        t_v = int(video.shape[-4])
+        start = t_v + window * future_frames - self.history_frames
+        return tuple(min(t, t_v - 1) for t in range(start, start + self.history_frames))
+
+    @staticmethod
+    def _rollout_video(video, index: tuple):
+        """``video`` ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` with its time axis taken at ``index``."""
+        v = torch.as_tensor(np.asarray(video)) if not isinstance(video, torch.Tensor) else video
+        return v.index_select(v.ndim - 4, torch.tensor(index, dtype=torch.long, device=v.device))
 
     def hold_last_visibility(self, history_tracks, history_visibility=None) -> torch.Tensor:
         """``[B, N]`` bool: each point's visibility at the last frame of the history the model sees (AND in-frame;
