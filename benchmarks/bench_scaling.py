@@ -59,7 +59,6 @@ def measure(n, frames, samples, args):
     out = {}
     with torch.no_grad():
         ctx = gen.prepare_context(hist)
-        ctx = ctx.repeat_interleave(samples) if samples > 1 else ctx
         calls = {"encode": lambda: vae.encode(x).latent_dist.mean, "decode": lambda: vae.decode(z).sample,
                  "step": lambda: gen(z, 0.5, context=ctx).sample}
         for name, fn in calls.items():

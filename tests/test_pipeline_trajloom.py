@@ -75,6 +75,34 @@ def test_solver_step_count_is_respected(pipe, history, monkeypatch, solver, step
     assert len(calls) == expected
 
 
+def test_context_is_computed_once_per_call_and_shared_by_the_samples(pipe, history, monkeypatch):
+    """The history context (projections and every block's cross-attention K/V) is computed once per pipe() call,
+    not per Euler step, and the S samples of a clip attend to that one context (batch 1), not to S copies."""
+    tracks, vis = history
+    tr = pipe.transformer
+    counts = {}
+    modules = {"hist_track_proj": tr.hist_track_proj, "track_global_proj": tr.track_global_proj,
+               "hist_vis_proj": tr.hist_vis_proj, **{f"kv{i}": blk.xattn.kv for i, blk in enumerate(tr.blocks)}}
+    hooks = [m.register_forward_hook(lambda *_, name=name: counts.__setitem__(name, counts.get(name, 0) + 1))
+             for name, m in modules.items()]
+    seen = []
+    original = tr.forward
+
+    def spy(sample, t, *a, context=None, **k):
+        seen.append((sample.shape[0], context.batch_size, [kv[0].shape[0] for kv in context.kv if kv is not None]))
+        return original(sample, t, *a, context=context, **k)
+
+    monkeypatch.setattr(tr, "forward", spy)
+    try:
+        pipe(tracks, vis, num_samples=3, num_inference_steps=4, generator=torch.Generator().manual_seed(0))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert counts == {name: 1 for name in modules}
+    n = tr.num_tokens
+    assert seen == [(3, 1, [1, n])] * 4  # spatial K/V batch 1, temporal K/V batch N: one clip, not 3 samples'
+
+
 def test_history_visibility_reaches_the_model(pipe, history, monkeypatch):
     tracks, vis = history
     seen = {}

@@ -247,3 +247,44 @@ def test_bad_input_errors():
         TrajFlowTransformer(**{**TINY, "num_layers": 3})
     with pytest.raises(ValueError, match="history_latents"):
         m(inp["sample"], 0.5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("overrides", [{}, {"temporal_first": False, "spatial_ctx_mode": "none"}])
+@pytest.mark.parametrize("s", [1, 2, 5])
+def test_context_broadcast_over_samples_equals_repeated_context(overrides, s):
+    """S samples per history attend to one context of batch B (a view) exactly as to the context repeated S times."""
+    m = _model(**overrides)
+    inp = _inputs(b=2)
+    ctx = m.prepare_context(inp["history_latents"], inp["history_visibility"], inp["video_latents"], inp["text_embeds"])
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(2 * s, K, N, C, generator=g)
+    t = torch.rand(2 * s, generator=g)  # a different flow time per sample: the time term is per sample
+    shared = m(z, t, context=ctx).sample
+    repeated = m(z, t, context=ctx.repeat_interleave(s)).sample
+    uncached = m(z, t, *(inp[k].repeat_interleave(s, 0) for k in ("history_latents", "history_visibility", "video_latents", "text_embeds"))).sample
+    scale = float(repeated.abs().max())  # outputs of order 1 (weights scaled by 0.05): fp32 rounding ~1e-6 of it
+    assert scale > 0.1
+    torch.testing.assert_close(shared, repeated, rtol=0, atol=1e-5 * scale)
+    torch.testing.assert_close(shared, uncached, rtol=0, atol=1e-5 * scale)
+    # each history's samples depend on that history's context only
+    one = m(z[s:], t[s:], context=m.prepare_context(inp["history_latents"][1:], inp["history_visibility"][1:],
+                                                       inp["video_latents"][1:], inp["text_embeds"][1:])).sample
+    torch.testing.assert_close(shared[s:], one, rtol=0, atol=1e-5 * scale)
+    with pytest.raises(ValueError, match="multiple of the `context` batch 2"):
+        m(torch.zeros(3, K, N, C), 0.5, context=ctx)
+
+
+def test_context_broadcast_keeps_gradients():
+    """Training through a shared context (on-policy losses): gradients equal those of the repeated context."""
+    m = _model()
+    inp = _inputs(b=2)
+    z = torch.randn(6, K, N, C, generator=torch.Generator().manual_seed(4))
+    grads = []
+    for repeat in (False, True):
+        m.zero_grad()
+        ctx = m.prepare_context(inp["history_latents"], inp["history_visibility"], inp["video_latents"], inp["text_embeds"])
+        m(z, 0.3, context=ctx.repeat_interleave(3) if repeat else ctx).sample.square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+    assert grads[0].abs().max() > 1e-4
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-5 * float(grads[1].abs().max()))

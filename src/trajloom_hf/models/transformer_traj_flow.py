@@ -12,7 +12,8 @@ alternating temporal (per token, over K) and spatial (per step, over N) blocks, 
 * conditioning vector ``c = MLP(τ(t)) + text + β_vid video summary + β_trk track summary`` (reference §3.6).
 
 The history context does not depend on the flow state or time, so :meth:`TrajFlowTransformer.prepare_context`
-computes it (and every block's cross-attention K/V) once per sample; ODE solvers reuse it at every step.
+computes it (and every block's cross-attention K/V) once per history; ODE solvers reuse it at every step, and
+S samples of one history (a batch of ``B * S``, sample-major) attend to it as a broadcast view, not S copies.
 State-dict keys equal the official ``trajloom_generator.pt`` keys (reference Appendix A).
 """
 
@@ -81,7 +82,11 @@ class TrajFlowContext:
         return self.kv is not None
 
     def repeat_interleave(self, repeats: int) -> "TrajFlowContext":
-        """Context for ``repeats`` samples per history (batch ``B * repeats``, sample-major like ``repeat_interleave``)."""
+        """The context copied for ``repeats`` samples per history (batch ``B * repeats``, sample-major).
+
+        Not needed for several samples: :meth:`TrajFlowTransformer.forward` broadcasts a context of batch B over a
+        ``sample`` of batch ``B * S`` without the copies (the same numbers; this form costs S times the memory).
+        """
         if repeats < 1:
             raise ValueError(f"`repeats` must be a positive integer, got {repeats}")
         b = self.batch_size
@@ -129,23 +134,24 @@ class TrajFlowBlock(nn.Module):
         cond: torch.Tensor,
         context: Optional[torch.Tensor] = None,
         context_kv: Any = None,
-        shared_context: bool = False,
     ) -> torch.Tensor:
-        """``x`` ``[B, S, L, D]`` (S independent sequences of length L per sample), ``cond`` ``[B, D]``.
+        """``x`` ``[G, ..., L, D]`` contiguous: self-attention runs over L for every index of the leading dims;
+        ``cond`` ``[..., D]`` with ``x.ndim`` dims, broadcastable to ``x`` (size 1 where the condition is shared).
 
-        ``context`` is ``[B*S, Lc, D]`` (one per sequence) or, with ``shared_context``, ``[B, Lc, D]`` shared by all
-        S sequences of a sample — the queries are then flattened to ``[B, S*L, D]`` (cross-attention treats queries
-        independently, so this equals repeating the context S times without the copy).
+        Cross-attention groups the queries by the context: ``context`` ``[G, Lc, D]`` (or its ``context_kv``,
+        each ``[G, heads, Lc, head_dim]``) is attended by the ``x.reshape(G, -1, D)[g]`` queries of group g.
+        Cross-attention treats queries independently, so one group holding several sequences (future steps,
+        samples) equals repeating the context for each of them without the copy (views only, ``x`` contiguous).
         """
-        b, s, length, d = x.shape
-        mods = self.adaLN(cond).reshape(b, 1, 1, 9, d).unbind(dim=3)
+        shape, length, d = x.shape, x.shape[-2], x.shape[-1]
+        mods = self.adaLN(cond).chunk(9, dim=-1)  # each [..., D]: small, broadcast over x
         # gated residuals x + g * f(x) as one fused addcmul each
         h = _modulate(self.norm1(x), mods[0], mods[1])
-        x = torch.addcmul(x, mods[2], self.attn(h.reshape(b * s, length, d)).reshape(b, s, length, d))
+        x = torch.addcmul(x, mods[2], self.attn(h.view(-1, length, d)).view(shape))
         if context is not None or context_kv is not None:
+            groups = (context if context_kv is None else context_kv[0]).shape[0]
             h = _modulate(self.norm2(x), mods[3], mods[4])
-            q = h.reshape(b, s * length, d) if shared_context else h.reshape(b * s, length, d)
-            x = torch.addcmul(x, mods[5], self.xattn(q, context, context_kv=context_kv).reshape(b, s, length, d))
+            x = torch.addcmul(x, mods[5], self.xattn(h.view(groups, -1, d), context, context_kv=context_kv).view(shape))
         h = _modulate(self.norm3(x), mods[6], mods[7])
         return torch.addcmul(x, mods[8], self.mlp(h))
 
@@ -348,7 +354,7 @@ class TrajFlowTransformer(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, 
         *,
         project_kv: bool = True,
     ) -> TrajFlowContext:
-        """Everything that depends only on the conditioning, computed once per sample.
+        """Everything that depends only on the conditioning, computed once per history (shared by its samples).
 
         Args:
             history_latents: normalised history trajectory latents ``[B, K, N, C]``.
@@ -416,7 +422,8 @@ class TrajFlowTransformer(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, 
         kv = None
         if project_kv:
             # contiguous copies: a value view would keep the whole fused kv output (keys included) alive. The cache
-            # holds 2 x [B*N, heads, L_t, head_dim] per temporal block (~0.8 GB per sample at the paper config, fp32)
+            # holds 2 x [B*N, heads, L_t, head_dim] per temporal block (~0.8 GB per history at the paper config, fp32,
+            # shared by all of its samples)
             kv = [
                 _map_tensors(blk.xattn.project_context(temporal_context if i % 2 else spatial_context), torch.Tensor.contiguous)
                 if (i % 2 or spatial_context is not None)
@@ -447,7 +454,9 @@ class TrajFlowTransformer(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, 
             timestep: flow time ``t`` in [0, 1] (t = 0 source, t = 1 data), a scalar or ``[B]``; used as is in
                 the sinusoidal embedding (official; samplers clamp it to ``[1e-5, 1 - 1e-5]``).
             history_latents, history_visibility, video_latents, text_embeds: see :meth:`prepare_context`; or
-            context: a :class:`TrajFlowContext` from :meth:`prepare_context` (then give no conditioning tensors).
+            context: a :class:`TrajFlowContext` from :meth:`prepare_context` (then give no conditioning tensors)
+                for B histories; ``sample`` may hold S samples per history (batch ``B * S``, sample-major: sample
+                ``j`` of history ``i`` at ``i * S + j``), which all attend to that history's context.
         Returns:
             :class:`TrajFlowTransformerOutput` with ``sample`` = velocity ``[B, K, N, C]``.
         """
@@ -465,18 +474,29 @@ class TrajFlowTransformer(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, 
             given = [name for name, v in (("history_latents", history_latents), ("history_visibility", history_visibility), ("video_latents", video_latents), ("text_embeds", text_embeds)) if v is not None]
             if given:
                 raise ValueError(f"give either a prepared `context` or conditioning tensors, not both (got {given})")
-            if context.batch_size != b:
-                raise ValueError(f"`context` batch {context.batch_size} != `sample` batch {b}; use context.repeat_interleave(n) for several samples per history")
+            if b % context.batch_size:
+                raise ValueError(f"`sample` batch {b} must be a multiple of the `context` batch {context.batch_size} "
+                                 "(S samples per history, sample-major as torch.repeat_interleave)")
 
         dtype = self.dtype
         k, n, _ = self.latent_shape
-        cond = context.cond + self.time_mlp(timestep_embedding(t, self.config.hidden_size).to(dtype))
+        hb = context.batch_size  # histories; each holds s = b // hb samples, broadcast over its context
+        s = b // hb
+        d = self.config.hidden_size
+        time_term = self.time_mlp(timestep_embedding(t, d).to(dtype)).view(hb, s, d)
+        cond = context.cond[:, None] + time_term  # [B_h, S, D]
 
+        # Two contiguous layouts of the hidden state, so that every attention input is a view:
+        #   spatial  [B_h, S, K, N, D]  (sequences over N; the history's spatial context shared by all S*K of them)
+        #   temporal [B_h, N, S, K, D]  (sequences over K; token n's history shared by its S sequences)
+        # one permuted copy per block change (2 per spatial/temporal pair) instead of strided copies inside blocks
         with autocast_off(sample.device.type):  # the ODE state enters in fp32, also under mixed precision
             x = self.in_proj(sample.to(self.in_proj.weight.dtype)).to(dtype)  # [B, K, N, D]
-        if context.fusion is not None:
-            x = x + context.fusion
         x = x + self.abs_time_embed_fut.to(dtype).unsqueeze(2) + self.seg_embed[1] + self.pos_embed.unsqueeze(1)
+        x = x.view(hb, s, k, n, d)
+        if context.fusion is not None:
+            x = x + context.fusion.unsqueeze(1)
+        layout = "spatial"
 
         order = (1, 0) if self.config.temporal_first else (0, 1)
         for pair in range(len(self.blocks) // 2):
@@ -484,21 +504,29 @@ class TrajFlowTransformer(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, 
                 i = 2 * pair + kind
                 kv = context.kv[i] if context.kv is not None else None
                 if kind == 1:  # temporal: per grid token over K, context = that token's history
-                    x = self._run_block(i, x.transpose(1, 2), cond, context.temporal_context if kv is None else None, kv, False).transpose(1, 2)
+                    if layout != "temporal":
+                        x, layout = x.permute(0, 3, 1, 2, 4).contiguous(), "temporal"
+                    ctx = context.temporal_context if kv is None else None
+                    x = self._run_block(i, x, cond[:, None, :, None], ctx, kv)
                 else:  # spatial: per step over N, context = last history step, shared by every future step
+                    if layout != "spatial":
+                        x, layout = x.permute(0, 2, 3, 1, 4).contiguous(), "spatial"
                     ctx = context.spatial_context if kv is None else None
-                    x = self._run_block(i, x, cond, ctx, kv, True)
+                    x = self._run_block(i, x, cond[:, :, None, None], ctx, kv)
         with autocast_off(x.device.type):  # and the velocity leaves in fp32
             v = self.out_proj(self.norm_out(x.to(self.out_proj.weight.dtype)))
+        if layout == "temporal":  # [B_h, N, S, K, C] -> [B_h, S, K, N, C] (C channels: a small copy)
+            v = v.permute(0, 2, 3, 1, 4)
+        v = v.reshape(b, k, n, -1)
         if not return_dict:
             return (v,)
         return TrajFlowTransformerOutput(sample=v)
 
-    def _run_block(self, i, x, cond, ctx, kv, shared):
+    def _run_block(self, i, x, cond, ctx, kv):
         block = self.blocks[i]
         if torch.is_grad_enabled() and self.gradient_checkpointing:
-            return self._gradient_checkpointing_func(block, x, cond, ctx, kv, shared)
-        return block(x, cond, ctx, kv, shared)
+            return self._gradient_checkpointing_func(block, x, cond, ctx, kv)
+        return block(x, cond, ctx, kv)
 
     def _check_timestep(self, timestep, batch_size: int, device) -> torch.Tensor:
         t = torch.as_tensor(timestep, dtype=torch.float32, device=device)

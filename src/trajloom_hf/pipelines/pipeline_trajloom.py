@@ -617,9 +617,9 @@ class TrajLoomPipeline(DiffusionPipeline):
         z_hist, lat_vis = self.encode_history(tracks, vis)
         # the official script never passes the history visibility (reference §8.2): official_compat reproduces that
         hist_vis = None if official_compat else lat_vis
+        # once per window: every ODE step and the `repeat` samples of a history reuse it (the transformer broadcasts
+        # a context of batch R over the R * repeat samples, sample-major, without copying it)
         context = self.transformer.prepare_context(z_hist, hist_vis, video_lat, text)
-        if repeat > 1:
-            context = context.repeat_interleave(repeat)
 
         # source z0 (boundary anchoring, eq. 7), drawn on the CPU for device-independent seeds (official_compat:
         # on the device of the generator, by default a fresh seed-42 generator on the execution device per clip)

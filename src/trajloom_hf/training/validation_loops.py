@@ -56,8 +56,8 @@ def validate_flow(transformer, scheduler, encoders, val_set, cache, *, num_windo
             context = transformer.prepare_context(hist, hist_vis, video, text)
             gens = [torch.Generator().manual_seed(seed + 1000 * (start + i) + j) for i in range(b) for j in range(s)]
             z0 = scheduler.sample_source(hist.repeat_interleave(s, 0), generator=gens)
-            several = context.repeat_interleave(s)
-            z1 = scheduler.sample(lambda z, t: transformer(z.to(transformer.dtype), t, context=several).sample, z0,
+            # the S samples of a window share its context (broadcast by the transformer, not repeated)
+            z1 = scheduler.sample(lambda z, t: transformer(z.to(transformer.dtype), t, context=context).sample, z0,
                                   inference_steps, solver="euler").sample
             gt = batch["future_tracks"].to(device).float()
             pred = encoders.decode_tracks(z1).reshape(b, s, *gt.shape[1:])  # [B, S, T, N, 2]
