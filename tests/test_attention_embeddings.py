@@ -25,6 +25,23 @@ def test_rmsnorm_computes_in_fp32_and_returns_input_dtype():
     assert torch.allclose(plain(x).pow(2).mean(-1), torch.ones(3, 5), atol=1e-4)
 
 
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_rmsnorm_accumulates_in_fp32_for_reduced_precision(dtype):
+    """A bf16 row of 3072 equal values: a bf16 running sum of squares stalls at 256 terms (the output would be ~3.5x
+    too large); fp16 values of 2000 would overflow a fp16 norm (~1.1e5 > 65504). Both must give ~1 everywhere."""
+    plain = RMSNorm(3072, elementwise_affine=False)
+    for value in (1.0, 2000.0 if dtype == torch.float16 else 1e4):
+        x = torch.full((2, 3072), value, dtype=dtype)
+        x[1, ::2] = -value  # mixed signs, same magnitude
+        y = plain(x)
+        assert y.dtype == dtype
+        torch.testing.assert_close(y.float().abs(), torch.ones(2, 3072), atol=0, rtol=1e-2)
+    # strided input (a head slice of a fused qkv projection) gives the numbers of its contiguous copy
+    qkv = torch.randn(4, 6, 3, 2, 64).to(dtype)
+    k = qkv[:, :, 1].transpose(1, 2)
+    torch.testing.assert_close(RMSNorm(64, elementwise_affine=False)(k), RMSNorm(64, elementwise_affine=False)(k.contiguous()), atol=0, rtol=0)
+
 def _reference_attention(q, k, v, heads):
     b, l, d = q.shape
     split = lambda t: t.reshape(b, -1, heads, d // heads).transpose(1, 2)  # noqa: E731
