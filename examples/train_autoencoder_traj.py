@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from trajloom_hf.encoding import normalize_tracks
 from trajloom_hf.latent_statistics import RunningLatentStatistics, set_latent_statistics
 from trajloom_hf.training.accelerator_setup import make_accelerator, start_run
-from trajloom_hf.training.arguments import (add_checkpointing_args, add_run_args, check_paths, data_options,
-                                            non_negative_float, non_negative_int, positive_float, positive_int)
+from trajloom_hf.training.arguments import (add_checkpointing_args, add_run_args, add_window_start_args, check_paths,
+                                            data_options, non_negative_float, non_negative_int, positive_float,
+                                            positive_int)
 from trajloom_hf.training.checkpointing import Checkpointer
 from trajloom_hf.training.determinism import seed_everything
 from trajloom_hf.training.model_builders import AUTOENCODER_PRESETS, build_autoencoder
@@ -65,6 +66,7 @@ def parse_args(argv=None):
     g.add_argument("--num_train_clips", type=positive_int, default=256)
     g.add_argument("--num_val_clips", type=positive_int, default=16)
     g.add_argument("--cache_dir", default=None, help="where synthetic clips are cached (default: output_dir/cache)")
+    add_window_start_args(g)
     g = p.add_argument_group("loss ablations (paper Table 4)")
     g.add_argument("--no_offsets", action="store_true", help="absolute coordinates instead of Grid-Anchor offsets")
     g.add_argument("--offset_scale", type=offset_scale, default="grid", help='"grid" (offsets in grid cells) or a number (1 = official)')

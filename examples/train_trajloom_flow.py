@@ -19,7 +19,8 @@ Checkpoints (``checkpoint-<step>``) hold the full training state; ``--resume_fro
 bit-for-bit (per-step random draws are seeded by the step). Validation samples futures with the Euler scheduler,
 decodes them and reports visibility-masked endpoint errors in pixels against the ground truth (logged with the
 CSV tracker to ``output_dir/logs/train_trajloom_flow/metrics.csv``). Data: procedural synthetic clips (default,
-sized by the VAE config) or a TrajLoomBench folder. The final model is saved as ``transformer/`` and
+sized by the VAE config) or a TrajLoomBench folder; ``--window_start random`` trains on windows that start anywhere in
+the bench's (longer) clips, for rollouts past one window (the latent cache then holds one entry per clip and start). The final model is saved as ``transformer/`` and
 ``scheduler/`` under ``--output_dir`` (diffusers ``from_pretrained`` folders).
 """
 

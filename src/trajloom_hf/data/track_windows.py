@@ -4,6 +4,13 @@ A clip of ``T >= T_h + T_f`` frames gives one sample: history frames ``[0, T_h)`
 ``[T_h, T_h + T_f)`` (the official ``use_overlap = false`` layout, reference §1.2). Tracks are queried once, at
 frame 0 of the clip, so future offsets are displacements from the frame-0 grid.
 
+``window_start="random"`` (for models that roll forecasts out past one window, ``TrajLoomPipeline(num_windows=k)``)
+makes every start ``s`` in ``[0, T - T_h - T_f]`` (every ``window_start_stride``-th) its own item: history
+``[s, s + T_h)``, future ``[s + T_h, s + T_h + T_f)``, the tracks still queried at frame 0 of the clip, so such a
+history no longer starts on the query grid, as the histories of later rollout windows do not. A shuffled sampler
+over the items then draws windows at random starts, and the order stays a pure function of (seed, epoch): runs
+repeat and resume exactly.
+
 Sources: procedural synthetic clips (generated once and cached as ``.npz``) or a Hugging Face ``datasets.Dataset``
 with the TrajLoomBench columns ``tracks`` ``[T, N, 2]``, ``visibility`` ``[T, N]``, ``caption`` and ``video``
 (mp4 bytes, decoded only when frames are requested).
@@ -95,17 +102,28 @@ def hf_dataset_clips(dataset, *, with_video: bool = False) -> List[TrackClip]:
     return clips
 
 
+WINDOW_STARTS = ("first", "random")
+
+
 class TrackWindowDataset(Dataset):
-    """``(history, future)`` windows of clips. Each item is a dict:
+    """``(history, future)`` windows of clips: one per clip at frame 0 (``window_start="first"``, the default) or one
+    per start ``s`` in ``range(0, T - T_h - T_f + 1, window_start_stride)`` of each clip (``"random"``; see the module
+    docstring). :attr:`windows` lists the ``(clip index, start frame)`` of every item. Each item is a dict:
 
     * ``history_tracks`` ``[T_h, N, 2]`` float32 px, ``history_visibility`` ``[T_h, N]`` bool,
     * ``future_tracks`` ``[T_f, N, 2]``, ``future_visibility`` ``[T_f, N]``,
     * ``caption`` str, and ``history_frames`` ``[T_h, H, W, 3]`` uint8 when ``with_frames`` (else absent).
     """
 
-    def __init__(self, clips: Sequence[TrackClip], history_frames: int, future_frames: int, *, with_frames: bool = False):
+    def __init__(self, clips: Sequence[TrackClip], history_frames: int, future_frames: int, *, with_frames: bool = False,
+                 window_start: str = "first", window_start_stride: int = 1):
         if history_frames < 1 or future_frames < 0:
             raise ValueError(f"`history_frames` must be >= 1 and `future_frames` >= 0, got {history_frames}, {future_frames}")
+        if window_start not in WINDOW_STARTS:
+            raise ValueError(f"`window_start` must be one of {WINDOW_STARTS}, got {window_start!r}")
+        if isinstance(window_start_stride, bool) or not isinstance(window_start_stride, (int, np.integer)) \
+                or window_start_stride < 1:
+            raise ValueError(f"`window_start_stride` must be a positive integer, got {window_start_stride!r}")
         need = history_frames + future_frames
         for i, clip in enumerate(clips):
             check_tracks(clip.tracks, f"clips[{i}].tracks", min_ndim=3, max_ndim=3)
@@ -116,18 +134,33 @@ class TrackWindowDataset(Dataset):
                 raise ValueError(f"`clips[{i}]` has no frames or video but `with_frames` is True")
         self.clips = list(clips)
         self.history_frames, self.future_frames, self.with_frames = history_frames, future_frames, with_frames
+        self.window_start, self.window_start_stride = window_start, int(window_start_stride)
+        if window_start == "first":
+            self.windows = [(i, 0) for i in range(len(self.clips))]
+        else:
+            self.windows = [(i, s) for i, clip in enumerate(self.clips)
+                            for s in range(0, clip.tracks.shape[0] - need + 1, self.window_start_stride)]
+            if self.clips and len(self.windows) == len(self.clips):
+                longest = max(clip.tracks.shape[0] for clip in self.clips)
+                raise ValueError(
+                    f"`window_start='random'` needs clips longer than history + future = {need} frames (with "
+                    f"`window_start_stride` {self.window_start_stride}: at least {need + self.window_start_stride}); "
+                    f"the longest clip has {longest}, so every window would start at frame 0. Build longer clips: "
+                    f"`trajloom bench build ... --history-frames {history_frames} --future-frames {3 * future_frames}` "
+                    f"gives windows starting anywhere in frames 0..{2 * future_frames}")
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.windows)
 
     def __getitem__(self, idx: int) -> Dict[str, object]:
-        clip = self.clips[idx]
+        c, s = self.windows[idx]
+        clip = self.clips[c]
         th, tf = self.history_frames, self.future_frames
         item = {
-            "history_tracks": torch.from_numpy(np.ascontiguousarray(clip.tracks[:th], np.float32)),
-            "history_visibility": torch.from_numpy(np.ascontiguousarray(clip.visibility[:th])),
-            "future_tracks": torch.from_numpy(np.ascontiguousarray(clip.tracks[th : th + tf], np.float32)),
-            "future_visibility": torch.from_numpy(np.ascontiguousarray(clip.visibility[th : th + tf])),
+            "history_tracks": torch.from_numpy(np.ascontiguousarray(clip.tracks[s : s + th], np.float32)),
+            "history_visibility": torch.from_numpy(np.ascontiguousarray(clip.visibility[s : s + th])),
+            "future_tracks": torch.from_numpy(np.ascontiguousarray(clip.tracks[s + th : s + th + tf], np.float32)),
+            "future_visibility": torch.from_numpy(np.ascontiguousarray(clip.visibility[s + th : s + th + tf])),
             "caption": clip.caption,
         }
         if self.with_frames:
@@ -135,8 +168,8 @@ class TrackWindowDataset(Dataset):
             if frames is None:
                 from ..video_io import decode_mp4_bytes
 
-                frames = decode_mp4_bytes(clip.video_bytes, max_frames=th)
-            item["history_frames"] = torch.from_numpy(np.ascontiguousarray(frames[:th]))
+                frames = decode_mp4_bytes(clip.video_bytes, max_frames=s + th)
+            item["history_frames"] = torch.from_numpy(np.ascontiguousarray(frames[s : s + th]))
         return item
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "add_checkpointing_args",
     "add_latent_training_args",
     "add_run_args",
+    "add_window_start_args",
     "check_paths",
     "data_options",
     "fraction",
@@ -93,6 +94,7 @@ def add_latent_training_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num_val_clips", type=non_negative_int, default=16, help="synthetic validation clips")
     g.add_argument("--cache_dir", default=None, help="where synthetic clips are cached (default: output_dir/cache)")
     g.add_argument("--latent_cache_dir", default=None, help="on-disk cache of the frozen encoders' latents (one file per window)")
+    add_window_start_args(g)
     g = parser.add_argument_group("optimisation")
     add_run_args(g)
     g.add_argument("--train_batch_size", type=positive_int, default=4, help="per process")
@@ -101,6 +103,19 @@ def add_latent_training_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("checkpointing, logging and validation")
     add_checkpointing_args(g, checkpointing_steps=1000, validation_steps=1000)
     g.add_argument("--num_validation_windows", type=non_negative_int, default=4)
+
+
+def add_window_start_args(group) -> None:
+    """``--window_start --window_start_stride``: where the training windows start in a clip
+    (:mod:`trajloom_hf.training.window_datasets`)."""
+    group.add_argument("--window_start", default="first", choices=["first", "random"],
+                       help="first: every training window starts at the clip's query frame (default); random: windows "
+                            "start anywhere in [0, T_clip - history - future] (one item per start; needs clips longer "
+                            "than one window, e.g. a bench built with --future-frames 3x the window): what a model "
+                            "rolled out past one window (TrajLoomPipeline num_windows, forecast --horizon) sees. With "
+                            "--latent_cache_dir the cache holds one entry per (clip, start)")
+    group.add_argument("--window_start_stride", type=positive_int, default=1,
+                       help="with --window_start random: every N-th start only (fewer items, a smaller latent cache)")
 
 
 def check_paths(args, folders=(), files=()) -> None:
@@ -134,4 +149,6 @@ def data_options(args) -> dict:
     """The data keyword arguments of :func:`~trajloom_hf.training.window_datasets.build_windows` /
     ``build_segment_datasets`` from the parsed flags (synthetic clips cached under ``output_dir/cache`` by default)."""
     return dict(bench=args.bench, bench_config=args.bench_config, num_train_clips=args.num_train_clips,
-                num_val_clips=args.num_val_clips, cache_dir=args.cache_dir or os.path.join(args.output_dir, "cache"))
+                num_val_clips=args.num_val_clips, cache_dir=args.cache_dir or os.path.join(args.output_dir, "cache"),
+                window_start=getattr(args, "window_start", "first"),
+                window_start_stride=getattr(args, "window_start_stride", 1))

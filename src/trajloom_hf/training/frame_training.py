@@ -72,8 +72,12 @@ class FrameCache:
     def build(cls, datasets: Sequence, encoder: FrameEncoder, *, history_frames: int, temporal_stride: int,
               history_mode: str, root: Optional[str] = None, progress: bool = True) -> "FrameCache":
         """Decode every window's history frames once (``datasets``: keyed window datasets built ``with_frames``)."""
-        key = json.dumps({"mode": history_mode, "size": list(encoder.sample_size), "frames": history_frames,
-                          "stride": temporal_stride, "windows": [len(d) for d in datasets]}, sort_keys=True)
+        spec = {"mode": history_mode, "size": list(encoder.sample_size), "frames": history_frames,
+                "stride": temporal_stride, "windows": [len(d) for d in datasets]}
+        layouts = [getattr(d, "layout", "first") for d in datasets]
+        if any(layout != "first" for layout in layouts):  # windows at frame 0 keep the digest of earlier caches
+            spec["layouts"] = layouts
+        key = json.dumps(spec, sort_keys=True)
         path = None
         if root:
             os.makedirs(root, exist_ok=True)

@@ -3,6 +3,13 @@ segments (VAE), from procedural synthetic clips or a TrajLoomBench folder, plus 
 
 Synthetic clips use fixed seeds (training ``0 ..``, validation ``10_000_000 ..``) and the same clip cache in every
 script, so the VAE, flow and visibility stages of one run train on the same clips.
+
+``window_start="random"`` trains on windows that start anywhere in a clip (every start of
+:class:`~trajloom_hf.data.track_windows.TrackWindowDataset` is an item; the training split only: validation stays at
+frame 0, so its numbers compare with runs on fixed windows). The items then carry the start in their key
+(``train_00000003_s0012``), so a latent cache (``--latent_cache_dir``) holds one entry per (clip, start): it is
+filled once for every start, and a cache of fixed windows is never mixed in. ``window_start_stride`` thins the starts
+(and the cache). Synthetic clips are ``2 T`` frames, so random starts need a TrajLoomBench folder of longer clips.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ def collate_windows(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 class KeyedWindows(torch.utils.data.Dataset):
-    """A :class:`TrackWindowDataset` whose items carry ``key`` (``"<split>_<index>"``, the latent-cache key)."""
+    """A :class:`TrackWindowDataset` whose items carry ``key``, the latent-cache key: ``"<split>_<index>"`` for
+    windows at frame 0, ``"<split>_<clip>_s<start>"`` for windows starting anywhere (``window_start="random"``)."""
 
     def __init__(self, windows: TrackWindowDataset, split: str):
         self.windows, self.split = windows, split
@@ -37,8 +45,17 @@ class KeyedWindows(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
+    @property
+    def layout(self) -> str:
+        """How the windows are cut: ``"first"`` or ``"random/<stride>"`` (part of cache keys that hold all windows)."""
+        w = self.windows
+        return "first" if w.window_start == "first" else f"{w.window_start}/{w.window_start_stride}"
+
     def key(self, i: int) -> str:
-        return f"{self.split}_{i:08d}"
+        if self.windows.window_start == "first":
+            return f"{self.split}_{i:08d}"
+        clip, start = self.windows.windows[i]
+        return f"{self.split}_{clip:08d}_s{start:04d}"
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
         return {**self.windows[i], "key": self.key(i)}
@@ -58,11 +75,12 @@ def _clips(scene: SceneConfig, bench: Optional[str], bench_config: str, num_trai
 
 
 def build_windows(vae_config, *, bench: Optional[str] = None, bench_config: str = "synthetic", num_train_clips: int = 256,
-                  num_val_clips: int = 16, cache_dir: Optional[str] = None, with_frames: bool = False
-                  ) -> Tuple[KeyedWindows, KeyedWindows]:
+                  num_val_clips: int = 16, cache_dir: Optional[str] = None, with_frames: bool = False,
+                  window_start: str = "first", window_start_stride: int = 1) -> Tuple[KeyedWindows, KeyedWindows]:
     """Train / validation windows of ``T = vae_config.num_frames`` history + ``T`` future frames, from the
     TrajLoomBench folder ``bench`` (its ``train`` / ``validation`` splits) or synthetic clips sized by the VAE config
-    (cached as ``.npz`` under ``cache_dir``); ``with_frames`` adds the history video frames (video conditioning)."""
+    (cached as ``.npz`` under ``cache_dir``); ``with_frames`` adds the history video frames (video conditioning);
+    ``window_start`` / ``window_start_stride``: where the training windows start (module docstring)."""
     t = int(vae_config.num_frames)
     if bench:  # the VAE normalises by its own frame size and grid: clips of another geometry would be quietly wrong
         found = bench_geometry(bench, bench_config)
@@ -73,19 +91,24 @@ def build_windows(vae_config, *, bench: Optional[str] = None, bench_config: str 
     scene = SceneConfig(height=int(vae_config.height), width=int(vae_config.width), num_frames=2 * t,
                         stride=int(vae_config.patch_size), grid_origin=vae_config.grid_origin, render=with_frames)
     train, val = _clips(scene, bench, bench_config, num_train_clips, num_val_clips, cache_dir, with_frames, progress=False)
-    return (KeyedWindows(TrackWindowDataset(train, t, t, with_frames=with_frames), "train"),
+    return (KeyedWindows(TrackWindowDataset(train, t, t, with_frames=with_frames, window_start=window_start,
+                                            window_start_stride=window_start_stride), "train"),
             KeyedWindows(TrackWindowDataset(val, t, t, with_frames=with_frames), "val"))
 
 
 def build_segment_datasets(*, height: int, width: int, stride: int, num_frames: int, bench: Optional[str] = None,
                            bench_config: str = "synthetic", num_train_clips: int = 256, num_val_clips: int = 16,
-                           cache_dir: Optional[str] = None) -> Tuple[TrackSegmentDataset, TrackSegmentDataset]:
+                           cache_dir: Optional[str] = None, window_start: str = "first", window_start_stride: int = 1
+                           ) -> Tuple[TrackSegmentDataset, TrackSegmentDataset]:
     """VAE data: every history and every future window of ``num_frames`` frames is one segment (train, validation);
-    synthetic clips are ``height`` x ``width`` px with a ``stride`` query grid."""
+    synthetic clips are ``height`` x ``width`` px with a ``stride`` query grid; ``window_start="random"``: the
+    training windows start anywhere in a clip (so do its segments)."""
     scene = SceneConfig(height=height, width=width, num_frames=2 * num_frames, stride=stride, render=False)
     train, val = _clips(scene, bench, bench_config, num_train_clips, num_val_clips, cache_dir, False, progress=True)
     t = num_frames
-    return TrackSegmentDataset(TrackWindowDataset(train, t, t)), TrackSegmentDataset(TrackWindowDataset(val, t, t))
+    return (TrackSegmentDataset(TrackWindowDataset(train, t, t, window_start=window_start,
+                                                   window_start_stride=window_start_stride)),
+            TrackSegmentDataset(TrackWindowDataset(val, t, t)))
 
 
 def bench_geometry(bench: str, bench_config: str) -> Tuple[int, int, int]:
