@@ -142,3 +142,41 @@ def test_forecast_cli_horizon_rounds_up_and_trims(tmp_path, pipe, clip):
     with pytest.raises(ValueError, match="`--horizon`"):
         main([*base, "--horizon", "0", "--out", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()
+
+
+def test_rollout_windows_cuts_the_ground_truth_and_refuses_short_clips():
+    from trajloom_hf.evaluation import rollout_windows
+
+    x = np.arange(2 * 20, dtype=np.float32).reshape(2, 20, 1)
+    w = rollout_windows(x, 5, 4, 3)
+    assert len(w) == 3 and all(p.shape == (2, 4, 1) for p in w)
+    np.testing.assert_array_equal(w[2][1, :, 0], [20 + 13, 20 + 14, 20 + 15, 20 + 16])
+    with pytest.raises(ValueError, match=r"`tracks` has 20 frames per clip; 4 windows of 4 frames .* need 21"):
+        rollout_windows(x, 5, 4, 4)
+    with pytest.raises(ValueError, match="`num_windows`"):
+        rollout_windows(x, 5, 4, 0)
+
+
+def test_long_horizon_benchmark_refuses_clips_too_short_for_the_horizon(tmp_path, pipe):
+    import importlib.util
+    from pathlib import Path
+
+    from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
+
+    settings = BenchSettings(height=H, width=W, history_frames=T, future_frames=2 * T, stride=S, fps=8.0)
+    build_trajloombench("synthetic", str(tmp_path / "bench"), "short", settings=settings,
+                        counts={"train": 0, "validation": 0, "test": 2}, seed=0, progress=False)
+    pipe.save_pretrained(tmp_path / "pipe")
+    spec = importlib.util.spec_from_file_location(
+        "bench_long_horizon", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_long_horizon.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = ["--out", str(tmp_path / "o"), "--pipeline", str(tmp_path / "pipe"), "--bench", str(tmp_path / "bench"),
+            "--config", "short"]
+    with pytest.raises(ValueError, match=r"has 27 frames per clip; 3 windows of 9 frames after a 9-frame history need 36"):
+        bench.main(args + ["--windows", "3"])
+    assert not (tmp_path / "o" / "results.json").exists()
+    with pytest.raises(ValueError, match="`--windows` must be >= 1"):
+        bench.main(args + ["--windows", "0"])
+    with pytest.raises(ValueError, match="`--pipeline` needs `--bench`"):
+        bench.main(["--out", str(tmp_path / "o"), "--pipeline", str(tmp_path / "pipe")])

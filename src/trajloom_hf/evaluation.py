@@ -104,6 +104,23 @@ def constant_velocity_baseline(history_tracks: np.ndarray, future_frames: int) -
     return (last + steps * vel).astype(np.float32)
 
 
+def rollout_windows(x: np.ndarray, history_frames: int, window_frames: int, num_windows: int, name: str = "tracks"):
+    """The ``num_windows`` consecutive future windows of clips ``x`` ``[V, T, ...]`` after their first
+    ``history_frames`` frames: a list of ``[V, window_frames, ...]`` (window ``j`` = frames ``T_h + j F`` to
+    ``T_h + (j + 1) F``), the ground truth of a rollout ``pipe(..., num_windows=k)``. A clip too short to hold the
+    whole horizon is a ``ValueError`` (a shorter ground truth would silently score fewer frames)."""
+    for arg, value in (("history_frames", history_frames), ("window_frames", window_frames), ("num_windows", num_windows)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"`{arg}` must be a positive integer, got {value!r}")
+    need = history_frames + num_windows * window_frames
+    if x.ndim < 2 or x.shape[1] < need:
+        raise ValueError(f"`{name}` has {x.shape[1] if x.ndim >= 2 else 0} frames per clip; {num_windows} windows of "
+                         f"{window_frames} frames after a {history_frames}-frame history need {need} (build the bench "
+                         f"with --history-frames {history_frames} --future-frames {num_windows * window_frames})")
+    return [x[:, history_frames + j * window_frames : history_frames + (j + 1) * window_frames]
+            for j in range(num_windows)]
+
+
 @dataclass
 class BenchSplit:
     """A split as arrays: ``tracks [V, T, N, 2]`` px, ``visibility [V, T, N]``, grid info, optional ``videos``."""
