@@ -23,8 +23,10 @@ depend on the frame scale; compare models only at equal clip counts (the estimat
 
 Overlapping windows are not materialised: a clip's fields equal the whole video's except its first frame (velocity)
 or first two frames (acceleration), which the per-clip computation zeroes. Vectors are therefore binned once per
-video into per-frame, per-cell histograms, and each window's cube sums come from a cumulative sum over time (exact:
-all weights are multiples of 1/8), giving features identical to the per-clip computation at 1/clip_len of the cost.
+video into per-frame, per-cell histograms, and each window's cubes are shared 4-frame sums of them (exact: all
+weights are multiples of 1/8), giving features identical to the per-clip computation at 1/clip_len of the cost.
+Binning runs on cache-sized slabs of whole videos (x / y planes, one ``bincount`` per slab); the square-root trace
+of the span form needs one ``(n1 + n2 - 2)``-dimensional eigvalsh per distance (:func:`_trace_sqrt_from_gram`).
 """
 
 from __future__ import annotations
@@ -81,71 +83,125 @@ def _angle_bins_formula(dx: np.ndarray, dy: np.ndarray, mode: str) -> np.ndarray
     return np.clip(bins, 0, ANGLE_BINS - 1).astype(np.intp)
 
 
-# A vector further than this (relative) from the axes and diagonals is binned by comparisons: its float32 angle is off
-# by a few 1e-7 rad at most, far from any 45-degree edge. Closer vectors (rare; exact zeros, integer steps) take the
-# formula itself, so the bins are the formula's bit for bit.
-_EDGE_MARGIN = np.float32(1e-4)
+_BIN_WIDTH = np.float32(2 * np.pi / ANGLE_BINS)  # = np.float32(np.pi / 4): the same float32 in both modes
+_EDGE_MARGIN = 1e-4  # official mode: quotients this close to an integer take numpy's (slow) floor_divide
 
 
-def _angle_bins(dx: np.ndarray, dy: np.ndarray, mode: str) -> np.ndarray:
-    """``clip(floor((atan2(dx, dy) + pi) / (pi / 4)), 0, 7)`` of float32 vectors, equal to :func:`_angle_bins_formula`.
+def _angle_bins(dx: np.ndarray, dy: np.ndarray, mode: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """Angle bins (float32, integer values 0-7) of float32 vectors, equal to :func:`_angle_bins_formula` bit for bit.
 
-    Bins 0-7 run over the octants ``(-pi, -3pi/4), ...``: octant ``4 [dx > 0] + (|dx| > |dy| if dx, dy have the same
-    sign else 2 + [|dx| < |dy|])``; no arctan2 except near an edge.
+    ``floor((atan2(dx, dy) + pi) / (pi / 4))`` is TrajLoom's formula itself. The package's ``floor_divide`` (~40x
+    slower than a division in numpy) agrees with ``floor`` of the float32 quotient except within rounding of an
+    integer, so only quotients within ``_EDGE_MARGIN`` of one (exact zeros, axis and diagonal vectors) take it;
+    with ``weights``, near-edge vectors of weight 0 are skipped (their bin never counts).
     """
-    ax, ay = np.abs(dx), np.abs(dy)
-    right = dx > 0
-    bins = np.where(right == (dy > 0), ax > ay, 2 + (ax < ay)).astype(np.intp)
-    bins += 4 * right
-    big = np.maximum(ax, ay) * _EDGE_MARGIN
-    near = np.flatnonzero((np.minimum(ax, ay) <= big) | (np.abs(ax - ay) <= big))
-    if near.size:
-        bins.flat[near] = _angle_bins_formula(dx.flat[near], dy.flat[near], mode)
-    return bins
+    q = np.arctan2(dx, dy)
+    q += np.float32(np.pi)
+    q /= _BIN_WIDTH
+    near = None
+    if mode == "official":
+        r = np.rint(q)
+        r -= q
+        near = np.abs(r, out=r) < _EDGE_MARGIN
+        if weights is not None:
+            near &= weights > 0
+        near = np.flatnonzero(near)
+    np.floor(q, out=q)
+    if near is not None and near.size:
+        q.flat[near] = _angle_bins_formula(dx.flat[near], dy.flat[near], mode)
+    return np.clip(q, 0, ANGLE_BINS - 1, out=q)
 
 
 def _weight_levels(mag: np.ndarray) -> np.ndarray:
-    """``ceil(clip(log2(mag + 1), 0, 8))`` (the weight times 8) of float32 magnitudes in [0, 255] (fvmd §5.4).
-
-    ``mag + 1`` is computed in float32 as the package does; ``frexp`` gives ``ceil(log2(x)) = e`` for ``x`` in
-    ``(2^(e-1), 2^e)``. At or just above a power of two float32 ``log2`` may round to the integer, so those (rare;
-    every exact zero is one) take ``log2`` itself.
-    """
-    x = mag + np.float32(1)
-    mant, level = np.frexp(x)
-    near = np.flatnonzero(mant < np.float32(0.5 + 2.0**-16))
-    if near.size:
-        level.flat[near] = np.ceil(np.clip(np.log2(x.flat[near]), 0, 8))
-    return level
+    """``ceil(clip(log2(clip(mag, 0, 255) + 1), 0, 8))`` (the weight times 8) in float32, as the package computes
+    it (fvmd §5.4); ``mag + 1`` is rounded to float32 first, so magnitudes below ~6e-8 weigh 0."""
+    x = np.clip(mag, 0, 255)
+    x += np.float32(1)
+    np.log2(x, out=x)
+    np.clip(x, 0, 8, out=x)
+    return np.ceil(x, out=x)
 
 
-_LEVEL_WEIGHTS = np.arange(9, dtype=np.float64) / 8  # k / 8: exact in float64
+SLAB_VECTORS = 1 << 15  # vectors binned at a time: the float32 temporaries stay in the CPU cache
 
 
-def _frame_cell_histograms(vectors: np.ndarray, grid_shape: tuple[int, int], mode: str) -> np.ndarray:
-    """Per-frame, per-cell weighted angle histograms ``[B, S, MH, MW, 8]`` float64 of ``[B, S, N, 2]`` vectors.
+def _cell_histograms(dx: np.ndarray, dy: np.ndarray, valid: np.ndarray | None, mode: str) -> np.ndarray:
+    """Per-frame, per-cell weighted angle histograms ``[F, MH, MW, 8]`` float64 of float32 vector planes
+    ``[F, MH * 5, MW * 5]`` (``valid``: bool of that shape, False weighs 0).
 
-    Rows/columns that do not fill a 5 x 5 cell are dropped. Bins and weights equal the package's element-wise float32
-    ops bit for bit (fvmd §5.3-5.4; :func:`_angle_bins`, :func:`_weight_levels`); sums of multiples of 1/8 are exact
+    Bins and weights are the package's element-wise float32 ops (fvmd §5.3-5.4; :func:`_angle_bins`,
+    :func:`_weight_levels`); the histogram is one ``bincount`` per slab of frames. Sums of multiples of 1/8 are exact
     in float64, so any later summation (cubes, windows) is exact too.
     """
-    b, s, n, _ = vectors.shape
+    f, h, w = dx.shape
+    mh, mw = h // CELL, w // CELL
+    cell = ((np.arange(h)[:, None] // CELL) * mw + np.arange(w)[None, :] // CELL).astype(np.float32) * ANGLE_BINS
+    per = max(1, SLAB_VECTORS // (h * w))
+    base = (np.arange(min(per, f), dtype=np.float32)[:, None, None] * (mh * mw * ANGLE_BINS) + cell)  # exact ints
+    out = np.empty((f, mh, mw, ANGLE_BINS), np.float64)
+    for i in range(0, f, per):
+        x, y = dx[i : i + per], dy[i : i + per]
+        k = len(x)
+        mag = x * x
+        mag += y * y
+        levels = _weight_levels(np.sqrt(mag, out=mag))  # sqrt of the 2-term sum = np.linalg.norm in float32
+        if valid is not None:
+            levels *= valid[i : i + per]  # masked vectors weigh 0 (fvmd §10.4)
+        index = _angle_bins(x, y, mode, levels)
+        index += base[:k]
+        hist = np.bincount(index.astype(np.intp).ravel(), weights=levels.ravel(), minlength=k * mh * mw * ANGLE_BINS)
+        out[i : i + k] = hist.reshape(k, mh, mw, ANGLE_BINS)
+    out *= 1 / 8  # levels k -> weights k / 8, exact
+    return out
+
+
+def _planes(vectors: np.ndarray, grid_shape: tuple[int, int]):
+    """x and y planes ``[..., MH * 5, MW * 5]`` float32 (contiguous) of ``[..., N, 2]`` vectors on a row-major grid;
+    rows/columns that do not fill a 5 x 5 cell are dropped."""
     gh, gw = grid_shape
+    n = vectors.shape[-2]
     if gh * gw != n:
         raise ValueError(f"`grid_shape` {tuple(grid_shape)} does not hold N={n} points")
     mh, mw = gh // CELL, gw // CELL
     if mh == 0 or mw == 0:
         raise ValueError(f"a {gh}x{gw} grid holds no {CELL}x{CELL} cell")
-    v = np.asarray(vectors, np.float32).reshape(b, s, gh, gw, 2)[:, :, : mh * CELL, : mw * CELL]
-    dx, dy = np.ascontiguousarray(v[..., 0]), np.ascontiguousarray(v[..., 1])  # contiguous: ~2x faster ufuncs
-    bins = _angle_bins(dx, dy, mode)
-    mag = np.sqrt(dx * dx + dy * dy)  # = np.linalg.norm(v, axis=-1) in float32 (sqrt of the 2-term sum)
-    levels = _weight_levels(np.minimum(mag, np.float32(255)))
-    cell = (np.arange(mh * CELL)[:, None] // CELL) * mw + np.arange(mw * CELL)[None, :] // CELL  # [H', W']
-    frame = np.arange(b * s, dtype=np.intp).reshape(b, s, 1, 1) * (mh * mw)
-    index = (frame + cell) * ANGLE_BINS + bins
-    hist = np.bincount(index.ravel(), weights=_LEVEL_WEIGHTS[levels.ravel()], minlength=b * s * mh * mw * ANGLE_BINS)
-    return hist.reshape(b, s, mh, mw, ANGLE_BINS)
+    v = np.asarray(vectors, np.float32).reshape(vectors.shape[:-2] + (gh, gw, 2))[..., : mh * CELL, : mw * CELL, :]
+    return np.ascontiguousarray(v[..., 0]), np.ascontiguousarray(v[..., 1])
+
+
+def _frame_cell_histograms(vectors: np.ndarray, grid_shape: tuple[int, int], mode: str) -> np.ndarray:
+    """Per-frame, per-cell weighted angle histograms ``[B, S, MH, MW, 8]`` float64 of ``[B, S, N, 2]`` vectors
+    (:func:`_cell_histograms`)."""
+    b, s = vectors.shape[:2]
+    dx, dy = _planes(vectors, grid_shape)
+    h = _cell_histograms(dx.reshape((b * s,) + dx.shape[2:]), dy.reshape((b * s,) + dy.shape[2:]), None, mode)
+    return h.reshape((b, s) + h.shape[1:])
+
+
+def _video_histograms(tracks: np.ndarray, vis: np.ndarray | None, grid_shape: tuple[int, int], mode: str):
+    """Per-frame cell histograms ``(velocity, acceleration)``, each ``[V, T, MH, MW, 8]``, of the whole videos'
+    fields (:func:`_fields`, computed here on the trimmed x / y planes): velocity from frame 1, acceleration from
+    frame 2 (earlier frames are 0). The official acceleration is the velocity with frame 1 zeroed (fvmd §4)."""
+    v, t = tracks.shape[:2]
+    x, y = _planes(tracks, grid_shape)  # [V, T, H', W']
+    if vis is not None:
+        m = vis.reshape(v, t, *grid_shape)[:, :, : x.shape[2], : x.shape[3]]
+    flat = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731  [V, F, H', W'] -> [V * F, H', W']
+    vx, vy = x[:, 1:] - x[:, :-1], y[:, 1:] - y[:, :-1]  # frames 1..T-1
+    mv = None if vis is None else m[:, 1:] & m[:, :-1]
+    hv = _cell_histograms(flat(vx), flat(vy), None if mv is None else flat(mv), mode).reshape((v, t - 1) + (-1,))
+    vel = np.zeros((v, t, hv.shape[-1]), np.float64)
+    vel[:, 1:] = hv
+    acc = np.zeros_like(vel)
+    if mode == "official":
+        acc[:, 2:] = hv[:, 1:]
+    elif t > 2:
+        ax, ay = vx[:, 1:] - vx[:, :-1], vy[:, 1:] - vy[:, :-1]  # frames 2..T-1 (second differences)
+        ma = None if mv is None else mv[:, 1:] & m[:, :-2]
+        acc[:, 2:] = _cell_histograms(flat(ax), flat(ay), None if ma is None else flat(ma), mode).reshape(
+            (v, t - 2, -1))
+    shape = (v, t, x.shape[2] // CELL, x.shape[3] // CELL, ANGLE_BINS)
+    return vel.reshape(shape), acc.reshape(shape)
 
 
 def motion_histograms(vectors: np.ndarray, grid_shape: tuple[int, int], mode: str = "trajectory") -> np.ndarray:
@@ -172,14 +228,15 @@ def _window_features(hist: np.ndarray, starts: np.ndarray, ms: int, zeroed: int)
     whole-video fields.
 
     A clip starting at ``s`` has the whole video's vectors except its first ``zeroed`` frames, which the per-clip
-    computation sets to 0 (weight 0): 1 for the velocity, 2 for the acceleration (fvmd §4). Cube sums come from a
-    cumulative sum over time, exact for multiples of 1/8, so every overlapping window costs O(1) per bin.
+    computation sets to 0 (weight 0): 1 for the velocity, 2 for the acceleration (fvmd §4). Every 4-frame sum is
+    formed once (exact for multiples of 1/8) and shared by the overlapping windows.
     """
     v, t = hist.shape[:2]
-    csum = np.zeros((v, t + 1) + hist.shape[2:], np.float64)
-    np.cumsum(hist, axis=1, out=csum[:, 1:])
+    cubes = hist[:, : t - CUBE_FRAMES + 1].copy()  # [V, T-3, ...]: sum of frames [f, f + 4), exact for k / 8
+    for k in range(1, CUBE_FRAMES):
+        cubes += hist[:, k : t - CUBE_FRAMES + 1 + k]
     first = starts[:, None] + CUBE_FRAMES * np.arange(ms)[None]  # [W, MS] first frame of every cube
-    feats = csum[:, first + CUBE_FRAMES] - csum[:, first]  # [V, W, MS, MH, MW, 8]
+    feats = cubes[:, first]  # [V, W, MS, MH, MW, 8]
     for k in range(zeroed):
         feats[:, :, 0] -= hist[:, starts + k]
     return feats.reshape(v * len(starts), -1)
@@ -221,34 +278,101 @@ def _moments(f: np.ndarray):
     return mu, x.T @ x / (f.shape[0] - 1)
 
 
+def _scaled_centred(f: np.ndarray) -> np.ndarray:
+    """``(f - mean) / sqrt(n - 1)``: ``x^T x`` is the unbiased covariance, ``|x|_F^2`` its trace."""
+    return (f - f.mean(0)) / np.sqrt(f.shape[0] - 1)
+
+
+def _reduced_gram(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """Gram matrix of ``[x1[:-1]; x2[:-1]]`` (see :func:`_trace_sqrt_from_gram`)."""
+    z = np.concatenate([x1[:-1], x2[:-1]])
+    return z @ z.T
+
+
+def _trace_sqrt_from_gram(g: np.ndarray, n1: int, d: int, eps: float) -> float | None:
+    """``tr sqrt((S1 + eps I)(S2 + eps I))`` in ``D = d`` dims from the Gram matrix ``g`` of the reduced rows
+    ``[x1[:-1]; x2[:-1]]`` of scaled centred features (``S_k = x_k^T x_k``); None when ``g`` is not numerically
+    positive definite (repeated clips, or more clips than dimensions: take the QR path).
+
+    Centred rows sum to 0, so ``x_k``'s last row is minus the sum of the others and ``S_k = x'_k^T C x'_k`` with
+    ``C = I + 1 1^T``. With ``g = L L^T`` (Cholesky, ``r = n1 + n2 - 2``) the rows of ``L`` are the reduced rows in
+    an orthonormal basis of their span, where ``A = S1 + eps I`` and ``B = S2 + eps I`` are ``r x r`` and the
+    ``D - r`` other directions give ``eps^2`` each. ``L`` is lower triangular, so ``A`` is block diagonal
+    (``[[P, 0], [0, eps I]]``, ``P`` of size ``n1 - 1``) with Cholesky factor ``R = diag(chol P, sqrt(eps) I)``, and
+    the eigenvalues of ``A B`` are those of the symmetric ``R^T B R``: one ``r x r`` eigvalsh instead of ``D x D``.
+    """
+    try:
+        low = np.linalg.cholesky(g)
+    except np.linalg.LinAlgError:
+        return None
+    m1, r = n1 - 1, g.shape[0]
+    l11 = low[:m1, :m1]
+    u = l11.sum(0)
+    p = l11.T @ l11 + np.outer(u, u)
+    p.flat[:: m1 + 1] += eps
+    try:
+        r1 = np.linalg.cholesky(p)
+    except np.linalg.LinAlgError:
+        return None
+    y2 = low[m1:]
+    w = np.empty_like(y2)
+    w[:, :m1] = y2[:, :m1] @ r1
+    w[:, m1:] = np.sqrt(eps) * y2[:, m1:]
+    s = w.sum(0)
+    m = w.T @ w + np.outer(s, s)  # R^T S2 R
+    m[:m1, :m1] += eps * (r1.T @ r1)  # + eps R^T R
+    m.flat[m1 * (r + 1) :: r + 1] += eps * eps
+    ev = np.linalg.eigvalsh(m)
+    return float(np.sqrt(np.clip(ev, 0, None)).sum()) + (d - r) * eps
+
+
+def _frechet_low_rank(x1: np.ndarray, x2: np.ndarray, mu_gap: float, eps: float, gram: np.ndarray | None = None):
+    """Fréchet distance from scaled centred features ``x1`` ``[n1, D]``, ``x2`` ``[n2, D]`` with ``n1 + n2 < D``
+    (both covariances live in the span of the ``n1 + n2`` rows): the Gram/Cholesky form, else the QR form."""
+    n1, d = x1.shape
+    tr1, tr2 = float((x1 * x1).sum()), float((x2 * x2).sum())  # tr S1, tr S2 without forming them
+    covmean = _trace_sqrt_from_gram(_reduced_gram(x1, x2) if gram is None else gram, n1, d, eps)
+    if covmean is None:
+        # In the basis [U, U_perp] of the span U (rank r), (S1 + eps I)(S2 + eps I) is block diagonal with eps^2 I on
+        # the complement: tr sqrt(A B) = tr sqrt(A_r B_r) + (d - r) eps. With [x1; x2]^T = Q R, the coordinates
+        # [x1; x2] Q are R^T (Q is never formed); QR copes with rank-deficient data.
+        y = np.linalg.qr(np.concatenate([x1, x2]).T, mode="r").T  # [n1 + n2, r]
+        y1, y2, r = y[:n1], y[n1:], y.shape[1]
+        a = y1.T @ y1 + eps * np.eye(r)
+        b = y2.T @ y2 + eps * np.eye(r)
+        covmean = _trace_sqrt_product(a, b) + (d - r) * eps
+    return float(mu_gap + tr1 + tr2 - 2 * covmean)
+
+
 def frechet_distance(features_1: np.ndarray, features_2: np.ndarray, eps: float = 1e-5) -> float:
-    """Fréchet distance of Gaussians fitted to ``[n1, D]`` and ``[n2, D]`` features (fvmd §7), float64."""
+    """Fréchet distance of Gaussians fitted to ``[n1, D]`` and ``[n2, D]`` features (fvmd §7), float64.
+
+    With fewer clips than dimensions (``n1 + n2 < D``), the square-root trace is computed exactly in the span of the
+    data (``(n1 + n2 - 2)``-dimensional problems, :func:`_trace_sqrt_from_gram`), else from ``D x D`` covariances."""
     f1, f2 = _check_features(features_1, features_2)
     n1, n2, d = f1.shape[0], f2.shape[0], f1.shape[1]
     if n1 + n2 >= d:
         return _frechet_from_moments(*_moments(f1), *_moments(f2), eps)
-    # Fewer clips than dimensions: both covariances live in the span U (rank r <= n1 + n2) of the centred features.
-    # In the basis [U, U_perp], (S1 + eps I)(S2 + eps I) is block diagonal with eps^2 I on the complement, so
-    # tr sqrt(A B) = tr sqrt(A_r B_r) + (d - r) eps exactly, with r x r blocks instead of d x d.
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    x1, x2 = f1 - mu1, f2 - mu2
-    # With [x1; x2]^T = Q R (Q: [d, r] orthonormal), the coordinates [x1; x2] Q are R^T: Q is never formed.
-    y = np.linalg.qr(np.concatenate([x1, x2]).T, mode="r").T  # [n1 + n2, r]
-    y1, y2, r = y[:n1], y[n1:], y.shape[1]
-    a = y1.T @ y1 / (n1 - 1) + eps * np.eye(r)
-    b = y2.T @ y2 / (n2 - 1) + eps * np.eye(r)
-    tr1 = float((x1**2).sum() / (n1 - 1))  # tr S1, tr S2 without forming them
-    tr2 = float((x2**2).sum() / (n2 - 1))
-    covmean = _trace_sqrt_product(a, b) + (d - r) * eps
-    return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * covmean)
+    gap = float(((f1.mean(0) - f2.mean(0)) ** 2).sum())
+    return _frechet_low_rank(_scaled_centred(f1), _scaled_centred(f2), gap, eps)
 
 
 def _velocity_acceleration_combined(pv, pa, rv, ra, eps: float):
-    """The three FVMD numbers; with enough clips, one covariance of ``[vel, acc]`` per set gives all three (its
-    diagonal blocks are the velocity and acceleration covariances)."""
+    """The three FVMD numbers. With enough clips, one covariance of ``[vel, acc]`` per set gives all three (its
+    diagonal blocks are the velocity and acceleration covariances); with few, the combined features' Gram matrix is
+    the sum of the velocity and acceleration ones."""
     f1, f2 = _check_features(np.concatenate([pv, pa], 1), np.concatenate([rv, ra], 1))
     d = pv.shape[1]
-    if f1.shape[0] + f2.shape[0] < 2 * d:
+    n = f1.shape[0] + f2.shape[0]
+    if n < d:
+        x1v, x2v, x1a, x2a = (_scaled_centred(np.asarray(f, np.float64)) for f in (pv, rv, pa, ra))
+        gap_v = float(((pv.mean(0) - rv.mean(0)) ** 2).sum())
+        gap_a = float(((pa.mean(0) - ra.mean(0)) ** 2).sum())
+        gv, ga = _reduced_gram(x1v, x2v), _reduced_gram(x1a, x2a)
+        return (_frechet_low_rank(x1v, x2v, gap_v, eps, gv), _frechet_low_rank(x1a, x2a, gap_a, eps, ga),
+                _frechet_low_rank(np.concatenate([x1v, x1a], 1), np.concatenate([x2v, x2a], 1), gap_v + gap_a, eps,
+                                  gv + ga))
+    if n < 2 * d:
         return frechet_distance(pv, rv, eps), frechet_distance(pa, ra, eps), frechet_distance(f1, f2, eps)
     (mu1, s1), (mu2, s2) = _moments(f1), _moments(f2)
     v, a = slice(0, d), slice(d, 2 * d)
@@ -319,12 +443,14 @@ def motion_features(tracks, visibility=None, *, grid_shape=None, mode: str = "tr
     if ms == 0:
         raise ValueError(f"clips of {length} frames hold no {CUBE_FRAMES}-frame cube")
     starts = np.arange(0, t - length + 1, clip_stride)
-    per = max(1, chunk_points // (t * n))
+    t_used = int(starts[-1]) + length  # later frames are in no window
+    per = max(1, min(chunk_points, SLAB_VECTORS) // (t_used * n))  # whole videos, about one slab at a time
     vel_feats, acc_feats = [], []
     for i in range(0, v, per):
-        vel, acc = _fields(tr[i : i + per], None if vis is None else vis[i : i + per], mode)
-        vel_feats.append(_window_features(_frame_cell_histograms(vel, grid_shape, mode), starts, ms, 1))
-        acc_feats.append(_window_features(_frame_cell_histograms(acc, grid_shape, mode), starts, ms, 2))
+        vel, acc = _video_histograms(tr[i : i + per, :t_used], None if vis is None else vis[i : i + per, :t_used],
+                                     grid_shape, mode)
+        vel_feats.append(_window_features(vel, starts, ms, 1))
+        acc_feats.append(_window_features(acc, starts, ms, 2))
     return np.concatenate(vel_feats), np.concatenate(acc_feats)
 
 
