@@ -333,3 +333,35 @@ def test_official_compat_reproduces_the_official_script_choices(history):
     np.testing.assert_allclose(both.future_tracks[0], both.future_tracks[1], rtol=0, atol=1e-3)
     with pytest.raises(TypeError, match="`official_compat`"):
         pipe(tracks, vis, official_compat="yes")
+
+
+def test_temporal_smoothing_option(tmp_path, history):
+    """temporal_smoothing: the decoded tracks low-passed along time (trajloom_hf.track_smoothing) before the
+    in-frame test; a config field that round-trips, overridable per call, off by default."""
+    from trajloom_hf.metrics import mean_acceleration
+    from trajloom_hf.track_smoothing import smooth_tracks_in_time
+
+    pipe = tiny_pipeline()
+    tracks, vis = history
+    assert pipe.config.temporal_smoothing == 0.0 and pipe.resolve_temporal_smoothing() == 0.0
+    run = lambda **kw: pipe(tracks, vis, num_samples=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                            output_type="pt", **kw).future_tracks
+    raw, smooth = run(), run(temporal_smoothing=1.5)
+    w, h = W - 1 - 1e-3, H - 1 - 1e-3
+    inside = ((raw[..., 0] > 0) & (raw[..., 0] < w) & (raw[..., 1] > 0) & (raw[..., 1] < h)).all(1)  # never clipped
+    assert inside.float().mean() > 0.5
+    expected = smooth_tracks_in_time(raw[0], 1.5)  # smoothing commutes with the affine px map (weights sum to 1)
+    torch.testing.assert_close(smooth[0][inside[0][None].expand_as(smooth[0][..., 0])],
+                               expected[inside[0][None].expand_as(expected[..., 0])], atol=1e-4, rtol=0)
+    assert mean_acceleration(smooth.numpy()) < 0.5 * mean_acceleration(raw.numpy())
+    pipe.register_to_config(temporal_smoothing=1.5)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = TrajLoomPipeline.from_pretrained(tmp_path / "p")
+    assert loaded.config.temporal_smoothing == 1.5 and loaded.resolve_temporal_smoothing(0) == 0.0
+    again = loaded(tracks, vis, num_samples=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                   output_type="pt").future_tracks
+    torch.testing.assert_close(again, smooth, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="temporal_smoothing"):
+        run(temporal_smoothing=-1.0)
+    with pytest.raises(ValueError, match="temporal_smoothing"):
+        TrajLoomPipeline(vae=pipe.vae, transformer=pipe.transformer, scheduler=pipe.scheduler, temporal_smoothing=float("nan"))

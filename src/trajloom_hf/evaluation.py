@@ -243,9 +243,10 @@ class SplitForecast(NamedTuple):
 @torch.no_grad()
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
                    solver: str, seed: int, batch_size: int = 4, progress: bool = True,
-                   frame_source: Optional[Sequence[int]] = None):
+                   frame_source: Optional[Sequence[int]] = None, temporal_smoothing: Optional[float] = None):
     """Run a pipeline over every clip (one generator per clip: seeds ``seed + index``). A frame-conditioned pipeline
-    gets clip ``frame_source[i]``'s history frames for clip ``i`` (default: its own).
+    gets clip ``frame_source[i]``'s history frames for clip ``i`` (default: its own). ``temporal_smoothing``: the
+    pipeline call's sigma (None: the pipeline's config).
 
     Returns :class:`SplitForecast`: tracks ``[V, S, T_f, N, 2]`` px, the pipeline's visibility ``[V, S, T_f, N]``
     bool (its ``visibility_mode``) and both readings in ``readings``: ``"hold_last"`` (each point's last history
@@ -265,7 +266,7 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
         video = data.history_frames([source[i] for i in idx], history_frames) if uses_frames(pipe) else None
         res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], video=video, prompt=prompt,
                    num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens,
-                   visibility_mode="head" if has_head else "hold_last")  # the hold-last reading is computed below
+                   visibility_mode="head" if has_head else "hold_last", temporal_smoothing=temporal_smoothing)  # the hold-last reading is computed below
         outs.append(res.future_tracks)
         heads.append(res.future_visibility)
         inside.append(res.future_in_frame)
@@ -278,19 +279,23 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
 
 
 @torch.no_grad()
-def vae_reconstruct(vae, tracks: np.ndarray, batch_size: int = 8) -> np.ndarray:
+def vae_reconstruct(vae, tracks: np.ndarray, batch_size: int = 8, temporal_smoothing: float = 0.0) -> np.ndarray:
     """``decode(encode(x).mean, clamp=True)`` of pixel tracks ``[V, T, N, 2]`` (``T = vae.config.num_frames``) ->
-    ``[V, T, N, 2]`` fp32 px: the VAE's reconstruction, the flow's target decoded (posterior mean, eq. 6)."""
+    ``[V, T, N, 2]`` fp32 px: the VAE's reconstruction, the flow's target decoded (posterior mean, eq. 6), then
+    smoothed along time as a pipeline with that ``temporal_smoothing`` (sigma, frames) would."""
+    from .track_smoothing import check_sigma, smooth_tracks_in_time
+
     from .encoding import denormalize_tracks, normalize_tracks
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+    sigma = check_sigma(temporal_smoothing)
     h, w = vae.config.height, vae.config.width
     param = next(vae.parameters())
     recs = []
     for i in range(0, len(tracks), batch_size):
         x = normalize_tracks(torch.as_tensor(np.asarray(tracks[i : i + batch_size], np.float32), device=param.device), h, w)
-        rec = vae.decode(vae.encode(x).latent_dist.mode(), clamp=True).sample
+        rec = smooth_tracks_in_time(vae.decode(vae.encode(x).latent_dist.mode(), clamp=True).sample, sigma)
         recs.append(denormalize_tracks(rec.float(), h, w).cpu().numpy())
     return np.concatenate(recs).astype(np.float32)
 
@@ -369,6 +374,7 @@ def evaluate_bench(
     shuffle_frames: bool = False,
     torch_dtype: Optional[torch.dtype] = None,
     oracle: bool = False,
+    temporal_smoothing: Optional[float] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
     (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
@@ -377,7 +383,9 @@ def evaluate_bench(
     window. ``vepe_frames`` (e.g. ``(24, 81)``, Table 2) adds the VAE VEPE of the first L frames of each window
     (``vae_vepe_<L>``). ``torch_dtype`` (e.g. ``torch.bfloat16``) loads the model trunks in that dtype (None:
     fp32); coordinates and scores stay fp32. ``oracle`` adds the row ``"VAE reconstruction (oracle, <name>)"`` of
-    every pipeline whose VAE window equals the future window (module docstring). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
+    every pipeline whose VAE window equals the future window (module docstring), smoothed as that pipeline's
+    forecasts are. ``temporal_smoothing`` (sigma, frames) overrides every pipeline's own (None: each pipeline's
+    config; :mod:`trajloom_hf.track_smoothing`). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
     (atomically).
     """
     from .pipelines import TrajLoomPipeline
@@ -389,6 +397,10 @@ def evaluate_bench(
         if not Path(path, "model_index.json").is_file():
             raise FileNotFoundError(f"pipeline folder {path!r} ({name}) has no model_index.json")
         loaded[name] = TrajLoomPipeline.from_pretrained(path, **({} if torch_dtype is None else {"torch_dtype": torch_dtype}))
+    if temporal_smoothing is not None:
+        from .track_smoothing import check_sigma
+
+        temporal_smoothing = check_sigma(temporal_smoothing)
     if not isinstance(oracle, bool):
         raise TypeError(f"`oracle` must be True or False, got {oracle!r}")
     if shuffle_frames and not any(uses_frames(p) for p in loaded.values()):
@@ -416,7 +428,7 @@ def evaluate_bench(
     for name, pipe in loaded.items():
         pred, pred_vis, readings = forecast_split(pipe, data, t_h, num_samples=num_samples,
                                                   num_inference_steps=num_inference_steps, solver=solver, seed=seed,
-                                                  progress=progress)
+                                                  progress=progress, temporal_smoothing=temporal_smoothing)
         results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f],
                               **anchors)
         for reading, values in readings.items():  # both readings, whichever the pipeline uses by default
@@ -427,7 +439,7 @@ def evaluate_bench(
             results[name].update(vae_reconstruction_vepes(pipe.vae, gt, gt_vis, vepe_frames))
         if oracle and pipe.vae.config.num_frames == t_f and not any(_same_weights(pipe.vae, v) for _, v in oracle_vaes):
             oracle_vaes.append((name, pipe.vae))
-            rec = vae_reconstruct(pipe.vae, gt)
+            rec = vae_reconstruct(pipe.vae, gt, temporal_smoothing=pipe.resolve_temporal_smoothing(temporal_smoothing))
             results[f"VAE reconstruction (oracle, {name})"] = score(
                 rec[:, None], gt, gt_vis, grid, stride,
                 predicted_visibility=(held_visibility(data.visibility[:, :t_h], t_f) & in_frame(rec, data.height, data.width))[:, None],
@@ -439,7 +451,8 @@ def evaluate_bench(
             other = [(i + 1) % len(gt) for i in range(len(gt))]  # every clip gets another clip's frames
             pred, pred_vis, _ = forecast_split(pipe, data, t_h, num_samples=num_samples,
                                                num_inference_steps=num_inference_steps, solver=solver, seed=seed,
-                                               progress=progress, frame_source=other)
+                                               progress=progress, frame_source=other,
+                                               temporal_smoothing=temporal_smoothing)
             results[f"{name} (other clip's frames)"] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride,
                                                              predicted_visibility=pred_vis[:, :, :t_f], **anchors)
     held = held_visibility(data.visibility[:, :t_h], t_f)
@@ -459,6 +472,8 @@ def evaluate_bench(
                 "shuffle_frames": shuffle_frames, "oracle": oracle,
                 "gt_mean_accel": mean_acceleration(gt, gt_vis),
                 "visibility_modes": {name: pipe.resolve_visibility_mode() for name, pipe in loaded.items()},
+                "temporal_smoothing": {name: pipe.resolve_temporal_smoothing(temporal_smoothing)
+                                       for name, pipe in loaded.items()},
                 "dtype": "float32" if torch_dtype is None else str(torch_dtype).replace("torch.", "")}
         with atomic_path(out / "results.json") as tmp:
             Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))

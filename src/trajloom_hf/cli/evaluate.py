@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score each pipeline's VAE reconstruction of the ground-truth future, "
                              "decode(encode(gt)) (row 'VAE reconstruction (oracle, <name>)'): the best a forecast "
                              "through that VAE can score; worse than constant velocity means the VAE is the limit")
+    parser.add_argument("--temporal-smoothing", type=float, default=None, metavar="SIGMA",
+                        help="Gaussian low-pass of every pipeline's decoded tracks along time, sigma in frames (0 = "
+                             "off; default: each pipeline's own temporal_smoothing config, 0 unless set)")
 
 
 def bench_configs(bench) -> list:
@@ -76,6 +79,10 @@ def check_arguments(args: argparse.Namespace) -> dict:
     for flag, value, low in (("--num-samples", args.num_samples, 1), ("--steps", args.steps, 1), ("--max-clips", args.max_clips, 2)):
         if value is not None and value < low:
             raise ValueError(f"`{flag}` must be >= {low}, got {value}")
+    if getattr(args, "temporal_smoothing", None) is not None:
+        from ..track_smoothing import check_sigma
+
+        check_sigma(args.temporal_smoothing, "--temporal-smoothing")
     pipelines = {"TrajLoom": args.pipeline}
     for item in args.baseline:
         name, _, path = item.rpartition("=")
@@ -122,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
                              max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,
                              shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"),
-                             oracle=args.oracle)
+                             oracle=args.oracle, temporal_smoothing=args.temporal_smoothing)
     print(results_markdown(results, f"{args.config}/{args.split}"))
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
     if not args.no_eval_results:

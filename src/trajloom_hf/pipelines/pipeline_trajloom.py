@@ -8,7 +8,7 @@ Steps: normalise the history (fp32) -> ``vae.encode(...).latent_dist.mean`` -> `
 history latent visibility (any-pooled over the VAE's temporal stride, and *passed to the model*: the official
 script forgets it, reference §8.2) -> optional video latents and pooled caption embedding -> the transformer
 context, computed once per clip and shared by every ODE step and sample -> boundary-anchored source ``z_0`` ->
-Euler / Heun / DOPRI5 -> ``vae.unscale_latents`` -> ``vae.decode(clamp=True)`` -> pixels -> visibility head.
+Euler / Heun / DOPRI5 -> ``vae.unscale_latents`` -> ``vae.decode(clamp=True)`` -> optional temporal smoothing -> pixels -> visibility head.
 
 Resolution, grid and horizon come from the component configs. Coordinates stay fp32 whatever dtype the models
 run in. Noise is drawn on the CPU from ``generator`` and then moved, so a seed gives the same futures on CPU and CUDA
@@ -61,6 +61,7 @@ from ..precision import resolve_dtype
 from .hub_layout import is_own_layout, write_hub_layout
 from ..schedulers import FlowMatchTrajScheduler
 from ..schedulers.scheduling_flow_match_traj import SOLVERS
+from ..track_smoothing import check_sigma, smooth_tracks_in_time
 from ..validation import (check_finite_parameters, check_probability, check_tracks, check_uint8_video,
                           check_visibility)
 
@@ -187,6 +188,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         visibility_mode: how ``future_visibility`` is made, always AND the in-frame test of the predicted tracks:
             ``"head"`` (the visibility predictor), ``"hold_last"`` (each point's last history visibility held, the
             trivial baseline) or ``"auto"`` (default: the head when the pipeline has one, else hold-last).
+        temporal_smoothing: sigma in frames of a Gaussian low-pass of the decoded tracks along time
+            (:mod:`trajloom_hf.track_smoothing`: removes decoder jitter; 0, the default, is off).
     """
 
     model_cpu_offload_seq = "text_encoder->video_vae->frame_encoder->vae->transformer->visibility_predictor"
@@ -205,8 +208,10 @@ class TrajLoomPipeline(DiffusionPipeline):
         frame_encoder: Optional[FrameEncoder] = None,
         history_mode: str = "tracks",
         visibility_mode: str = "auto",
+        temporal_smoothing: float = 0.0,
     ):
         super().__init__()
+        temporal_smoothing = check_sigma(temporal_smoothing)
         if visibility_mode not in VISIBILITY_MODES:
             raise ValueError(f"`visibility_mode` must be one of {VISIBILITY_MODES}, got {visibility_mode!r}")
         if visibility_mode == "head" and visibility_predictor is None:
@@ -228,7 +233,8 @@ class TrajLoomPipeline(DiffusionPipeline):
                 raise ValueError(f"`frame_encoder` works on {frame_encoder.config.height}x{frame_encoder.config.width} "
                                  f"frames, grid {tuple(frame_encoder.grid_hw)}; the vae on {vae.config.height}x"
                                  f"{vae.config.width}, grid {tuple(vae.grid_hw)}")
-        self.register_to_config(history_mode=history_mode, visibility_mode=visibility_mode)
+        self.register_to_config(history_mode=history_mode, visibility_mode=visibility_mode,
+                                temporal_smoothing=temporal_smoothing)
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
                               visibility_predictor=visibility_predictor, video_vae=video_vae,
                               text_encoder=text_encoder, tokenizer=tokenizer, frame_encoder=frame_encoder)
@@ -452,6 +458,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         official_compat: bool = False,
         num_windows: int = 1,
         rollout_video: str = "hold_last",
+        temporal_smoothing: Optional[float] = None,
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -502,6 +509,8 @@ class TrajLoomPipeline(DiffusionPipeline):
                 ``"hold_last"`` (default; the last observed frame stands for every frame after the given video, so
                 a window whose history still overlaps the observed video keeps those frames) or ``"none"`` (no video
                 context: zeros, as the transformer reads a missing video). Ignored without ``video``.
+            temporal_smoothing: sigma in frames of the Gaussian low-pass of the decoded tracks along time, before
+                the in-frame test (default: the pipeline's config, 0 = off; see :mod:`trajloom_hf.track_smoothing`).
         Returns:
             :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``); its time axis holds
             ``num_windows * future_frames`` frames.
@@ -529,6 +538,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         if solver not in SOLVERS:
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
         vis_mode = self.resolve_visibility_mode(visibility_mode)
+        sigma = self.resolve_temporal_smoothing(temporal_smoothing)
         bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if bad:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
@@ -557,7 +567,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         step_args = dict(num_inference_steps=num_inference_steps, solver=solver, generator=generator,
                          official_compat=official_compat, callback_on_step_end=callback_on_step_end,
                          callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, vis_mode=vis_mode,
-                         visibility_threshold=visibility_threshold, group=s)
+                         visibility_threshold=visibility_threshold, group=s, sigma=sigma)
 
         # 2. window 1: the observed history, S samples per clip
         px, fut_vis, prob, inside = self._sample_window(tracks, vis, video_lat, text, repeat=s, **step_args)
@@ -608,7 +618,7 @@ class TrajLoomPipeline(DiffusionPipeline):
 
     def _sample_window(self, tracks, vis, video_lat, text, *, repeat, group, num_inference_steps, solver, generator,
                        official_compat, callback_on_step_end, callback_on_step_end_tensor_inputs, vis_mode,
-                       visibility_threshold):
+                       visibility_threshold, sigma=0.0):
         """One forecast window. ``tracks`` ``[R, T_h, N, 2]`` px / ``vis`` ``[R, T_h, N]``: the history as the model
         sees it (history mode applied), ``R`` histories, each sampled ``repeat`` times; a generator list holds one
         generator per ``group`` consecutive rows of the ``R * repeat`` samples (one per clip). Returns future px
@@ -671,6 +681,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         if not torch.isfinite(z).all():
             self._raise_non_finite("the sampled latents")
         x = self.vae.decode(self.vae.unscale_latents(z.float()), clamp=True).sample
+        if sigma > 0:
+            x = smooth_tracks_in_time(x, sigma)
         px = denormalize_tracks(x.float(), h, w)  # [R*repeat, T_f, N, 2]
         if not torch.isfinite(px).all():
             self._raise_non_finite("the decoded tracks")
@@ -732,6 +744,13 @@ class TrajLoomPipeline(DiffusionPipeline):
         frame 0 with ``history_mode="first_frame"``), the state ``visibility_mode="hold_last"`` holds over the future."""
         _, vis = self._prepare_history(history_tracks, history_visibility, check_query_grid=False)
         return vis[:, -1]
+
+    def resolve_temporal_smoothing(self, temporal_smoothing: Optional[float] = None) -> float:
+        """The sigma (frames) a call smooths the decoded tracks with: ``temporal_smoothing``, or the config's
+        (pipelines saved before the option have none: 0)."""
+        if temporal_smoothing is None:
+            temporal_smoothing = self.config.get("temporal_smoothing", 0.0)
+        return check_sigma(temporal_smoothing)
 
     def resolve_visibility_mode(self, visibility_mode: Optional[str] = None) -> str:
         """``"head"`` or ``"hold_last"``: the mode a call uses (``None``: the config's; ``"auto"``: the head if any)."""
