@@ -622,7 +622,8 @@ class TrajLoomPipeline(DiffusionPipeline):
         """One forecast window. ``tracks`` ``[R, T_h, N, 2]`` px / ``vis`` ``[R, T_h, N]``: the history as the model
         sees it (history mode applied), ``R`` histories, each sampled ``repeat`` times; a generator list holds one
         generator per ``group`` consecutive rows of the ``R * repeat`` samples (one per clip). Returns future px
-        ``[R * repeat, T_f, N, 2]`` (clipped to the frame), visibility, probability (or None), in-frame."""
+        ``[R * repeat, T_f, N, 2]`` (smoothed along time with ``sigma`` frames, clipped to the frame), visibility,
+        probability (or None), in-frame."""
         device = self._execution_device
         z_hist, lat_vis = self.encode_history(tracks, vis)
         # the official script never passes the history visibility (reference §8.2): official_compat reproduces that
