@@ -31,6 +31,7 @@ of the span form needs one ``(n1 + n2 - 2)``-dimensional eigvalsh per distance (
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,20 @@ def _weight_levels(mag: np.ndarray) -> np.ndarray:
 SLAB_VECTORS = 1 << 15  # vectors binned at a time: the float32 temporaries stay in the CPU cache
 
 
+@functools.lru_cache(maxsize=16)
+def _bin_base(frames: int, h: int, w: int) -> np.ndarray:
+    """``(frame * MH * MW + cell) * 8`` as float32 ``[frames, h, w]`` (exact integers): a vector's bin index minus
+    its angle bin, for :func:`_cell_histograms` (read-only, cached per shape)."""
+    mw = w // CELL
+    cell = (np.arange(h)[:, None] // CELL) * mw + np.arange(w)[None, :] // CELL
+    base = (np.arange(frames)[:, None, None] * ((h // CELL) * mw) + cell) * ANGLE_BINS
+    if base.size and base.max() >= 2**24:
+        raise ValueError(f"a slab of {frames} frames of {h}x{w} vectors is too large for float32 bin indices")
+    base = base.astype(np.float32)
+    base.flags.writeable = False
+    return base
+
+
 def _cell_histograms(dx: np.ndarray, dy: np.ndarray, valid: np.ndarray | None, mode: str) -> np.ndarray:
     """Per-frame, per-cell weighted angle histograms ``[F, MH, MW, 8]`` float64 of float32 vector planes
     ``[F, MH * 5, MW * 5]`` (``valid``: bool of that shape, False weighs 0).
@@ -135,9 +150,8 @@ def _cell_histograms(dx: np.ndarray, dy: np.ndarray, valid: np.ndarray | None, m
     """
     f, h, w = dx.shape
     mh, mw = h // CELL, w // CELL
-    cell = ((np.arange(h)[:, None] // CELL) * mw + np.arange(w)[None, :] // CELL).astype(np.float32) * ANGLE_BINS
     per = max(1, SLAB_VECTORS // (h * w))
-    base = (np.arange(min(per, f), dtype=np.float32)[:, None, None] * (mh * mw * ANGLE_BINS) + cell)  # exact ints
+    base = _bin_base(min(per, f), h, w)
     out = np.empty((f, mh, mw, ANGLE_BINS), np.float64)
     for i in range(0, f, per):
         x, y = dx[i : i + per], dy[i : i + per]
@@ -395,7 +409,7 @@ def _prepare(tracks, visibility, name):
             raise ValueError(f"visibility of `{name}` must have shape {list(tr.shape[:-1])}, got {list(vis.shape)}")
         if not vis.any():  # every histogram would be empty: a "perfect" score from no data
             raise ValueError(f"no point of `{name}` is visible: FVMD is undefined (check the visibility)")
-    if np.isfinite(tr.sum(dtype=np.float64)):  # one pass: NaN/inf anywhere makes the sum non-finite
+    if np.isfinite(tr.sum()):  # one pass: NaN/inf anywhere makes the sum non-finite (an overflow: checked below)
         return tr, vis
     finite = np.isfinite(tr).all(-1)
     if not finite.all():
