@@ -133,3 +133,15 @@ def test_qr_fallback_equals_the_span_form(monkeypatch):
     span = frechet_distance(f1, f2)
     monkeypatch.setattr(fvmd_module, "_trace_sqrt_from_gram", lambda *a: None)
     assert frechet_distance(f1, f2) == pytest.approx(span, rel=1e-10)
+
+
+def test_single_column_grid_uses_y_pairs_only_and_has_no_cells():
+    k = 0.1
+    y = np.arange(5) * 4.0
+    p0 = np.stack([np.zeros(5), y], -1)
+    tracks = np.stack([p0 + t * k * p0 for t in range(3)])[None].astype(np.float32)  # v = k y: |d_y v| = k
+    assert flow_tv(tracks, grid_shape=(5, 1), grid_stride=4.0).value == pytest.approx(k, rel=1e-6)
+    assert np.isnan(div_curl_energy(tracks, grid_shape=(5, 1), grid_stride=4.0).value)
+    vis = np.ones(tracks.shape[:-1], bool)
+    vis[0, 1, 2] = False  # point 2 hidden at frame 1: both flows lose its two y pairs, 2 of 4 remain
+    assert flow_tv(tracks, vis, grid_shape=(5, 1), grid_stride=4.0).value == pytest.approx(k, rel=1e-6)

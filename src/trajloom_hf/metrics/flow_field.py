@@ -71,11 +71,11 @@ def _grid_flows(tracks, visibility, grid_shape: tuple[int, int]):
     dtype = work_dtype(tr)
     per = max(1, CHUNK_POINTS // (t * n))
     for i in range(0, v, per):
-        pos = np.moveaxis(np.asarray(tr[i : i + per], dtype), -1, 0)  # [2, v, T, N]: x and y planes
+        chunk = np.asarray(tr[i : i + per], dtype)
+        pos = np.moveaxis(chunk, -1, 0)  # [2, v, T, N]: x and y planes
         ok = None if vis is None else vis[i : i + per]
-        finite = np.isfinite(pos)
-        if not finite.all():  # NaN/inf points are invalid; zeroed so that masked products stay 0
-            finite = finite.all(0)
+        if not np.isfinite(chunk.sum()):  # NaN/inf points are invalid; zeroed so that masked products stay 0
+            finite = np.isfinite(pos).all(0)  # (a sum that overflowed lands here too: then nothing is masked)
             ok = finite if ok is None else ok & finite
             pos = np.where(ok, pos, 0)
         k = pos.shape[1]
@@ -94,33 +94,63 @@ def _reduce(per_frame: np.ndarray) -> FlowFieldScore:
     return FlowFieldScore(value, per_video)
 
 
-def _frame_means(values: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
-    """``scale`` x the mean over the grid dims of ``values`` ``[v, T-1, h, w]`` where ``mask`` (same shape; None:
-    everywhere), ``[v, T-1]`` float64; NaN where nothing is valid. ``values`` is overwritten."""
-    v, f = values.shape[:2]
-    if mask is None:
-        count = np.full((v, f), values.shape[2] * values.shape[3], np.float64)
-    else:
-        np.multiply(values, mask, out=values)
-        count = np.count_nonzero(mask.reshape(v, f, -1), axis=-1).astype(np.float64)
-    total = values.reshape(v, f, -1).sum(-1).astype(np.float64)  # float32: pairwise sums within one frame
+def _diff(a: np.ndarray, offset: int) -> np.ndarray:
+    """``a[..., i + offset] - a[..., i]`` along the flat last axis (0 in the last ``offset`` places): a neighbour
+    difference on whole frames at once; the pairs it forms across a row or frame edge are masked by the caller."""
+    out = np.empty_like(a)
+    np.subtract(a[..., offset:], a[..., :-offset], out=out[..., :-offset])
+    out[..., -offset:] = 0
+    return out
+
+
+def _pairs(valid: np.ndarray, offset: int, edge: np.ndarray) -> np.ndarray:
+    """``valid[i] & valid[i + offset] & edge[i % P]`` of flat ``[F * P]`` validity, as ``[F, P]``."""
+    out = np.zeros_like(valid)
+    np.logical_and(valid[offset:], valid[:-offset], out=out[:-offset])
+    out = out.reshape(-1, edge.size)
+    out &= edge
+    return out
+
+
+def _frame_means(values: np.ndarray, mask: np.ndarray, frames: tuple[int, int], scale: float) -> np.ndarray:
+    """``scale`` x the mean of flat ``values`` ``[F * P]`` (P grid points per frame, F = v (T-1)) over ``mask``
+    (``[F, P]`` bool, or ``[P]`` when it is the same in every frame), as ``[v, T-1]`` float64; NaN where nothing is
+    valid. ``values`` is overwritten."""
+    values = values.reshape(-1, mask.shape[-1])
+    np.multiply(values, mask, out=values)
+    total = values.sum(-1).astype(np.float64)  # float32: pairwise sums within one frame
+    count = np.count_nonzero(mask, axis=-1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total * scale / np.maximum(count, 1), np.nan)
+        return np.where(count > 0, total * scale / np.maximum(count, 1), np.nan).reshape(frames)
+
+
+def _edges(h: int, w: int):
+    """Flat ``[H_g * W_g]`` masks of the points that have a right neighbour, a lower one, and both."""
+    col, row = np.arange(h * w) % w, np.arange(h * w) // w
+    right, down = col < w - 1, row < h - 1
+    return right, down, right & down
 
 
 def flow_tv(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_stride: float) -> FlowFieldScore:
     """FlowTV (eq. 15) of predicted tracks ``[V, T, N, 2]`` px on a row-major ``grid_shape`` grid of spacing
     ``grid_stride`` px; ``visibility`` ``[V, T, N]`` (the official script masks with the GT visibility)."""
     s = check_grid_stride(grid_stride)
+    gh, gw = grid_shape
+    right, down, _ = _edges(gh, gw)
     per_frame = []
     for u, v, valid in _grid_flows(predictions, visibility, grid_shape):
-        dx = np.abs(u[..., 1:] - u[..., :-1])  # [v, T-1, H, W-1]: (|d_x u| + |d_x v|) s
-        dx += np.abs(v[..., 1:] - v[..., :-1])
-        dy = np.abs(u[..., 1:, :] - u[..., :-1, :])  # [v, T-1, H-1, W]
-        dy += np.abs(v[..., 1:, :] - v[..., :-1, :])
-        vx = None if valid is None else valid[..., 1:] & valid[..., :-1]
-        vy = None if valid is None else valid[..., 1:, :] & valid[..., :-1, :]
-        tx, ty = _frame_means(dx, vx, 1 / s), _frame_means(dy, vy, 1 / s)
+        frames = u.shape[:2]
+        uv = np.stack([u.reshape(-1), v.reshape(-1)])  # [2, F * P]
+        terms = []
+        for offset, edge in ((1, right), (gw, down)):  # x pairs, y pairs
+            if not edge.any():  # a single column or row: no pairs in that direction
+                terms.append(np.full(frames, np.nan))
+                continue
+            d = np.abs(_diff(uv, offset), out=None)
+            total = np.add(d[0], d[1], out=d[0])  # (|d u| + |d v|) s
+            mask = edge if valid is None else _pairs(valid.reshape(-1), offset, edge)
+            terms.append(_frame_means(total, mask, frames, 1 / s))
+        tx, ty = terms
         # a direction without valid pairs is skipped; a frame with neither is NaN
         per_frame.append(np.where(np.isnan(tx) & np.isnan(ty), np.nan, np.nan_to_num(tx) + np.nan_to_num(ty)))
     return _reduce(np.concatenate(per_frame))
@@ -129,16 +159,26 @@ def flow_tv(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_s
 def div_curl_energy(predictions, visibility=None, *, grid_shape: tuple[int, int], grid_stride: float) -> FlowFieldScore:
     """DivCurlE (eq. 16): mean ``div^2 + curl^2`` over valid interior cells, 1/frame^2."""
     s = check_grid_stride(grid_stride)
+    gh, gw = grid_shape
+    _, _, corner = _edges(gh, gw)
     per_frame = []
     for u, v, valid in _grid_flows(predictions, visibility, grid_shape):
-        u0, v0 = u[..., :-1, :-1], v[..., :-1, :-1]
-        div = u[..., :-1, 1:] - u0  # (d_x u + d_y v) s on the (H_g-1) x (W_g-1) cells
-        div += v[..., 1:, :-1] - v0
-        curl = v[..., :-1, 1:] - v0  # (d_x v - d_y u) s
-        curl -= u[..., 1:, :-1] - u0
+        frames = u.shape[:2]
+        if not corner.any():  # one row or column: no interior cell
+            per_frame.append(np.full(frames, np.nan))
+            continue
+        uv = np.stack([u.reshape(-1), v.reshape(-1)])  # [2, F * P]
+        dx, dy = _diff(uv, 1), _diff(uv, gw)  # (d_x u, d_x v) s and (d_y u, d_y v) s at each cell's top-left point
+        div = np.add(dx[0], dy[1], out=dx[0])
+        curl = np.subtract(dx[1], dy[0], out=dx[1])
         np.multiply(div, div, out=div)
         np.multiply(curl, curl, out=curl)
         energy = np.add(div, curl, out=div)
-        cell = None if valid is None else valid[..., :-1, :-1] & valid[..., :-1, 1:] & valid[..., 1:, :-1]
-        per_frame.append(_frame_means(energy, cell, 1 / (s * s)))
+        if valid is None:
+            mask = corner
+        else:  # the cell's x pair and y pair are valid
+            vf = valid.reshape(-1)
+            mask = _pairs(vf, 1, corner)
+            mask &= _pairs(vf, gw, corner)
+        per_frame.append(_frame_means(energy, mask, frames, 1 / (s * s)))
     return _reduce(np.concatenate(per_frame))
