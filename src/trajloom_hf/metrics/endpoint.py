@@ -4,8 +4,9 @@ FDE has two readings: ``"last_visible"`` (each point's error at its own last vis
 ``"last_frame"`` (the error at the window's final frame over the points visible there: "Forecasting Motion in the
 Wild", google-deepmind/motion-forecasting, ``compute_track_metrics_exact``).
 
-Tracks are pixels. A reference point counts when it is visible and its coordinates are finite. Videos are processed
-in chunks of about ``CHUNK_POINTS`` (video, sample, frame, point) entries, so memory stays bounded on large sets.
+Tracks are pixels. A reference point counts when it is visible and its coordinates are finite. ADE/FDE process
+videos in chunks of about ``CHUNK_POINTS`` (video, sample, frame, point) entries, so memory stays bounded on large
+sets; VEPE runs over ``VEPE_CHUNK`` points at a time (cache-sized, float32 for float32 tracks).
 """
 
 from __future__ import annotations
