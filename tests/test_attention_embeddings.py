@@ -154,3 +154,23 @@ def test_fourier_features_are_frozen_saved_and_follow_the_formula():
     other.load_state_dict(ff.state_dict())  # a checkpoint's w replaces the random draw
     torch.testing.assert_close(other(c), ff(c))
     assert ff(c.to(torch.bfloat16)).dtype == torch.float32  # positions never drop below fp32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_generator_attention_runs_the_fused_cpu_kernel(dtype):
+    """Self- and cross-attention of a generator block (strided views of the fused qkv projection, broadcast context
+    groups) reach the fused flash-attention kernel for CPU, never the math fallback that materialises the scores."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from trajloom_hf.models.transformer_traj_flow import TrajFlowBlock
+
+    torch.manual_seed(0)
+    blk = TrajFlowBlock(32, 4).to(dtype).eval()
+    x = torch.randn(2, 3, 5, 7, 32, dtype=dtype)  # [G, S, K, N, D]: 2 groups, 3 samples, 5 steps, 7 tokens
+    ctx_kv = blk.xattn.project_context(torch.randn(2, 6, 32, dtype=dtype))
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = blk(x, torch.randn(2, 3, 1, 1, 32, dtype=dtype), context_kv=ctx_kv)
+    names = [e.key for e in prof.key_averages()]
+    assert out.shape == x.shape and out.dtype == dtype
+    assert sum(e.count for e in prof.key_averages() if e.key == "aten::_scaled_dot_product_flash_attention_for_cpu") == 2
+    assert "aten::_scaled_dot_product_attention_math" not in names
