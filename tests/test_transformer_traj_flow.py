@@ -288,3 +288,26 @@ def test_context_broadcast_keeps_gradients():
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
     assert grads[0].abs().max() > 1e-4
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-5 * float(grads[1].abs().max()))
+
+
+@torch.no_grad()
+def test_prepared_context_is_not_recomputed_by_the_steps():
+    """Text, video and history projections and every block's cross-attention K/V run once, in prepare_context;
+    the ODE steps (here 3 evaluations of 4 samples per history) only run the query stream."""
+    m = _model()
+    inp = _inputs(b=2)
+    context_modules = {"text_proj": m.text_proj, "video_global_proj": m.video_global_proj,
+                       "track_global_proj": m.track_global_proj, "hist_track_proj": m.hist_track_proj,
+                       "hist_vis_proj": m.hist_vis_proj, "hist_video_proj": m.hist_video_proj,
+                       **{f"kv{i}": blk.xattn.kv for i, blk in enumerate(m.blocks)}}
+    counts = dict.fromkeys(context_modules, 0)
+    queries = {"in_proj": 0}
+    hooks = [mod.register_forward_hook(lambda *_, n=n: counts.__setitem__(n, counts[n] + 1)) for n, mod in context_modules.items()]
+    hooks.append(m.in_proj.register_forward_hook(lambda *_: queries.__setitem__("in_proj", queries["in_proj"] + 1)))
+    ctx = m.prepare_context(inp["history_latents"], inp["history_visibility"], inp["video_latents"], inp["text_embeds"])
+    assert counts == dict.fromkeys(context_modules, 1)
+    for t in (0.1, 0.5, 0.9):
+        m(torch.randn(8, K, N, C), t, context=ctx)
+    for h in hooks:
+        h.remove()
+    assert counts == dict.fromkeys(context_modules, 1) and queries["in_proj"] == 3
