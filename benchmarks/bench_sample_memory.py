@@ -43,6 +43,12 @@ def _pipe(cfg, dtype):
                               latent_channels=vae.config.latent_channels, hidden_size=cfg["gen_dim"],
                               num_heads=cfg["gen_heads"], num_layers=cfg["gen_layers"], use_text_cond=False,
                               use_video_cond=False, history_num_frames=cfg["frames"]).eval()
+    with torch.no_grad():  # open the zero-initialised gates (VAE) and adaLN weights so the tracks depend on the flow
+        for p in vae.parameters():
+            if p.dim() == 3 or p.shape[0] == 2:
+                p.normal_(0, 0.05)
+        for blk in gen.blocks:
+            blk.adaLN[1].weight.normal_(0, 0.1 / cfg["gen_dim"] ** 0.5)
     pipe = TrajLoomPipeline(vae=vae, transformer=gen, scheduler=FlowMatchTrajScheduler())
     if dtype != "float32":
         pipe.to(getattr(torch, dtype))
