@@ -131,7 +131,7 @@ def test_visibility_predictor_script(assets, tmp_path):
     assert model.config.latent_channels == 4 and model.config.hidden_size == 8
     # the default design is the history-residual head on the VAE's token grid; it moved away from hold-last
     assert model.config.design == "history_residual" and list(model.config.grid_size) == [4, 6]
-    assert model.config.spatial_kernel == 3 and any(float(p.abs().sum()) > 0 for p in model.correction_out.parameters())
+    assert model.config.spatial_kernel == 3 and any(float(p.detach().abs().sum()) > 0 for p in model.correction_out.parameters())
     # resuming at the end is a no-op that keeps the weights
     before = load_file(str(out / "visibility_predictor" / "diffusion_pytorch_model.safetensors"))
     run(VIS, common(assets, out, "--latent_cache_dir", str(tmp_path / "latents"), "--max_train_steps", "4",
