@@ -1,21 +1,18 @@
 """benchmarks/bench_few_step.py: pipelines scored at several Euler step counts on the same clips."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_few_step", ROOT / "benchmarks" / "bench_few_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_few_step.py")
 
 
 def test_few_step_sweep_scores_every_step_count(tmp_path, monkeypatch, capsys):

@@ -1,7 +1,6 @@
 """benchmarks/bench_vae_oracle.py: a trained VAE fine-tuned under given loss weights, scored by its reconstruction
 of the GT future windows (the oracle) before and after."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,15 +8,13 @@ import numpy as np
 import pytest
 
 from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_vae_oracle", ROOT / "benchmarks" / "bench_vae_oracle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_vae_oracle.py")
 
 
 def test_vae_oracle_before_and_after_fine_tuning(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ import torch
 from tests.test_frame_encoder import tiny_frame_pipeline
 from tests.test_pipeline_trajloom import H, S, T, W, tiny_pipeline
 from trajloom_hf.data.synthetic import SceneConfig, generate_clip
+from tests.script_loading import load_script
 
 
 @pytest.fixture(scope="module")
@@ -158,19 +159,13 @@ def test_rollout_windows_cuts_the_ground_truth_and_refuses_short_clips():
 
 
 def test_long_horizon_benchmark_refuses_clips_too_short_for_the_horizon(tmp_path, pipe):
-    import importlib.util
-    from pathlib import Path
-
     from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
 
     settings = BenchSettings(height=H, width=W, history_frames=T, future_frames=2 * T, stride=S, fps=8.0)
     build_trajloombench("synthetic", str(tmp_path / "bench"), "short", settings=settings,
                         counts={"train": 0, "validation": 0, "test": 2}, seed=0, progress=False)
     pipe.save_pretrained(tmp_path / "pipe")
-    spec = importlib.util.spec_from_file_location(
-        "bench_long_horizon", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_long_horizon.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_long_horizon.py")
     args = ["--out", str(tmp_path / "o"), "--pipeline", str(tmp_path / "pipe"), "--bench", str(tmp_path / "bench"),
             "--config", "short"]
     with pytest.raises(ValueError, match=r"has 27 frames per clip; 3 windows of 9 frames after a 9-frame history need 36"):

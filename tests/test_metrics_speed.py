@@ -2,20 +2,15 @@
 (benchmarks/official_metrics.py, written from trajloom-official-code.md §5 and fvmd-official.md §5, §7) on the same
 small inputs, and the span (Gram / Cholesky) form of the Fréchet square-root trace against scipy's sqrtm."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.linalg import sqrtm
 
+from tests.script_loading import load_script
 from trajloom_hf.metrics import div_curl_energy, flow_tv, frechet_distance, fvmd, vepe
 from trajloom_hf.metrics.fvmd import _reduced_gram, _scaled_centred, _trace_sqrt_from_gram
 
-_spec = importlib.util.spec_from_file_location(
-    "official_metrics", Path(__file__).resolve().parents[1] / "benchmarks" / "official_metrics.py")
-official = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(official)
+official = load_script("benchmarks/official_metrics.py")
 
 GRID = (7, 11)  # rectangular, trimmed to 5 x 10 by FVMD
 

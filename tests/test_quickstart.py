@@ -3,21 +3,18 @@ baseline, evaluation (test split; validation split with shuffled frames), result
 seed and the spread over seeds; a training stage gives the same weights alone and next to another."""
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_quickstart():
-    spec = importlib.util.spec_from_file_location("quickstart_under_test", ROOT / "examples" / "quickstart.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/quickstart.py", "quickstart_under_test")
 
 
 def test_quickstart_smoke(tmp_path):

@@ -2,7 +2,6 @@
 validation metrics, checkpoints, an exact resume, the on-policy stage, two processes, and the visibility head."""
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ROOT / "examples" / "train_trajloom_flow.py"
@@ -156,11 +156,7 @@ def test_visibility_predictor_script_official_design(assets, tmp_path):
 
 
 def _load_script(path, name):
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, name, add_parent_to_path=True)
 
 
 def test_script_helpers():

@@ -3,7 +3,6 @@ exact, a corrupt newest checkpoint falls back to the newest intact one, metrics.
 resume, a batch larger than the data is refused (it used to loop forever), missing inputs are named."""
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.test_training_checkpointing import plant_pickles
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 VAE = ROOT / "examples" / "train_autoencoder_traj.py"
@@ -137,7 +137,4 @@ def test_unknown_tracker_is_refused_before_work(tmp_path):
 
 
 def _load_script(path, name):
-    spec = importlib.util.spec_from_file_location(f"_safety_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, f"_safety_{name}")
