@@ -131,3 +131,21 @@ def test_direct_compute_skips_the_arrow_round_trip_and_batches_still_accumulate(
         load("vepe").compute(predictions=pred)
     lists = load("flow_tv").compute(predictions=pred.tolist(), grid_shape=(5, 6), grid_stride=8)["flow_tv"]
     assert lists == pytest.approx(core.flow_tv(pred, grid_shape=(5, 6), grid_stride=8).value, rel=1e-9)
+
+
+def test_metric_info_builds_the_track_features_and_names_a_bad_kind():
+    import datasets
+    import pytest
+
+    from trajloom_hf.metrics.evaluate_modules import metric_info
+
+    info = metric_info("d", "c", "k", predictions="samples", references="tracks", reference_urls=["u"])
+    depth = {}
+    for name, feature in info.features.items():
+        n = 0
+        while isinstance(feature, datasets.Sequence):
+            feature, n = feature.feature, n + 1
+        depth[name] = (n, feature.dtype)
+    assert depth == {"predictions": (4, "float32"), "references": (3, "float32")} and info.reference_urls == ["u"]
+    with pytest.raises(ValueError, match=r"input 'references' must be one of \['samples', 'tracks'\], got 'videos'"):
+        metric_info("d", "c", "k", references="videos")

@@ -1,12 +1,11 @@
 """DivCurlEnergy as an `evaluate` module (thin wrapper over `trajloom_hf.metrics.flow_field.div_curl_energy`). Reference-free: it looks
 only at the predictions."""
 
-import datasets
 import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.flow_field import div_curl_energy
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 
 _DESCRIPTION = """DivCurlEnergy (eq. 16): mean squared divergence + curl of the per-frame flow on the grid cells, 1/frame^2 (paper tables: x 10^3). Lower is smoother / more coherent motion."""
 _CITATION = """@article{trajloom2026, title={TrajLoom}, journal={arXiv:2603.22606}, year={2026}}"""
@@ -18,14 +17,12 @@ Args:
 Returns:
     div_curl_energy: the mean over videos with a finite value; div_curl_energy_per_video: list.
 """
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class DivCurlEnergy(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-                                   features=datasets.Features({"predictions": TRACKS}))
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="tracks")
 
     def _compute(self, predictions, visibility=None, grid_shape=None, grid_stride=None):
         if grid_shape is None or grid_stride is None:

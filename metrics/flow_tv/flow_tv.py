@@ -1,12 +1,11 @@
 """FlowTV as an `evaluate` module (thin wrapper over `trajloom_hf.metrics.flow_field.flow_tv`). Reference-free: it looks
 only at the predictions."""
 
-import datasets
 import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.flow_field import flow_tv
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 
 _DESCRIPTION = """FlowSmoothTV (eq. 15): total variation of the per-frame flow on the grid, 1/frame (paper tables: x 10^2). Lower is smoother / more coherent motion."""
 _CITATION = """@article{trajloom2026, title={TrajLoom}, journal={arXiv:2603.22606}, year={2026}}"""
@@ -18,14 +17,12 @@ Args:
 Returns:
     flow_tv: the mean over videos with a finite value; flow_tv_per_video: list.
 """
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class FlowTV(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-                                   features=datasets.Features({"predictions": TRACKS}))
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="tracks")
 
     def _compute(self, predictions, visibility=None, grid_shape=None, grid_stride=None):
         if grid_shape is None or grid_stride is None:

@@ -1,12 +1,11 @@
 """FVMD (Fréchet Video Motion Distance) on point tracks, as an `evaluate` module (thin wrapper over
 `trajloom_hf.metrics.fvmd`)."""
 
-import datasets
 import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.fvmd import fvmd
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 
 _DESCRIPTION = """Fréchet distance between Gaussians fitted to magnitude-weighted motion-angle histograms of two sets
 of point tracks (velocity, acceleration and both). mode="official" reproduces the official FVMD package on given
@@ -32,17 +31,12 @@ Example:
     >>> m.compute(predictions=pred, references=gt, grid_shape=(15, 26))["fvmd"]
 """
 
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class FVMD(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": TRACKS, "references": TRACKS}),
-            reference_urls=["https://arxiv.org/abs/2407.16124", "https://arxiv.org/abs/2603.22606"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="tracks", references="tracks",
+                           reference_urls=["https://arxiv.org/abs/2407.16124", "https://arxiv.org/abs/2603.22606"])
 
     def _compute(self, predictions, references, prediction_visibility=None, reference_visibility=None,
                  mode="trajectory", grid_shape=None, clip_len=16, clip_stride=1):

@@ -1,12 +1,11 @@
 """FVMD-Long (TrajLoom paper §4.1.6): trajectory-mode FVMD with the whole future window as one clip per video,
 as an `evaluate` module (thin wrapper over `trajloom_hf.metrics.fvmd.fvmd_long`)."""
 
-import datasets
 import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.fvmd import fvmd_long
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 
 _DESCRIPTION = """FVMD computed on the full forecast window as a single clip, so that errors that accumulate late in a
 long horizon count as much as early ones. The paper's tables report FVMD-Long x 10^-3."""
@@ -19,14 +18,12 @@ Args:
 Returns:
     fvmd_long (combined), fvmd_long_velocity, fvmd_long_acceleration, num_clips, feature_dim.
 """
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class FVMDLong(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-                                   features=datasets.Features({"predictions": TRACKS, "references": TRACKS}))
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="tracks", references="tracks")
 
     def _compute(self, predictions, references, prediction_visibility=None, reference_visibility=None, grid_shape=None):
         if grid_shape is None:

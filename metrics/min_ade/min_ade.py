@@ -1,12 +1,11 @@
 """ADE/FDE and best-of-K minADE/minFDE over visible points, as an `evaluate` module (thin wrapper over
 `trajloom_hf.metrics.endpoint.displacement_errors`)."""
 
-import datasets
 import evaluate
 import numpy as np
 
 from trajloom_hf.metrics.endpoint import displacement_errors
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 
 _DESCRIPTION = """Sample accuracy of generative forecasts: per video and sample, the mean error over visible points
 (ADE) and at each point's last visible frame (FDE); minADE/minFDE keep the best of the K samples per video."""
@@ -21,15 +20,12 @@ Args:
 Returns:
     min_ade, min_fde, ade, fde (px), num_samples.
 """
-SAMPLES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32")))))
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class MinADE(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-                                   features=datasets.Features({"predictions": SAMPLES, "references": TRACKS}))
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="samples", references="tracks")
 
     def _compute(self, predictions, references, visibility=None, fde_at="last_visible"):
         d = displacement_errors(np.asarray(predictions, np.float32), np.asarray(references, np.float32), visibility,

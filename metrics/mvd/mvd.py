@@ -1,11 +1,10 @@
 """MVD, the motion-vector histogram distance of "Forecasting Motion in the Wild", as an `evaluate` module (thin
 wrapper over `trajloom_hf.metrics.motion_vector_distance.motion_vector_distance`)."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 from trajloom_hf.metrics.motion_vector_distance import motion_vector_distance
 
 _DESCRIPTION = """Per video and sample: both track sets are boxed into [0, 256]^2 by their joint min/max, points get an
@@ -22,15 +21,12 @@ Args:
 Returns:
     mvd (lower is better), num_samples.
 """
-SAMPLES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32")))))
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class MVD(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-                                   features=datasets.Features({"predictions": SAMPLES, "references": TRACKS}))
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="samples", references="tracks")
 
     def _compute(self, predictions, references, prediction_visibility=None, reference_visibility=None):
         r = motion_vector_distance(np.asarray(predictions, np.float32), np.asarray(references, np.float32),

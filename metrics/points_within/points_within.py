@@ -1,11 +1,10 @@
 """Fraction of visible future points within 1/2/4/8/16 px of the ground truth ("Forecasting Motion in the Wild"), as
 an `evaluate` module (thin wrapper over `trajloom_hf.metrics.points_within.points_within`)."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin
+from trajloom_hf.metrics.evaluate_modules import DirectComputeMixin, metric_info
 from trajloom_hf.metrics.points_within import THRESHOLDS, points_within
 
 _DESCRIPTION = """Per video and sample, the fraction of visible (frame, point) pairs of the forecast window whose
@@ -23,15 +22,12 @@ Args:
 Returns:
     pts_within_<d> for each threshold d, average_pts_within_thresh (fractions in [0, 1]), scale, num_samples.
 """
-SAMPLES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32")))))
-TRACKS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class PointsWithin(DirectComputeMixin, evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS,
-                                   features=datasets.Features({"predictions": SAMPLES, "references": TRACKS}))
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS, predictions="samples", references="tracks")
 
     def _compute(self, predictions, references, visibility=None, frame_size=None, thresholds=THRESHOLDS):
         r = points_within(np.asarray(predictions, np.float32), np.asarray(references, np.float32), visibility,

@@ -51,3 +51,25 @@ class DirectComputeMixin:
         if missing:
             raise ValueError(f"Evaluation module inputs are missing: {missing}. All required inputs are {names}")
         return self._compute(**{k: given[k] for k in names}, **{k: v for k, v in kwargs.items() if k not in names})
+
+
+# the per-row shapes of the modules' inputs (a row is one video): nested float32 lists of this depth
+_INPUT_DEPTH = {"tracks": 3, "samples": 4}  # tracks [T, N, 2]; samples: K sampled futures [K, T, N, 2]
+
+
+def metric_info(description: str, citation: str, inputs_description: str, *, reference_urls=(), **inputs: str):
+    """The ``evaluate.MetricInfo`` of a module whose inputs are track arrays: ``inputs`` maps each input name to
+    ``"tracks"`` (per video ``[T, N, 2]`` px) or ``"samples"`` (per video ``[K, T, N, 2]`` px), float32; ``reference_urls`` as in ``evaluate.MetricInfo``."""
+    import datasets
+    import evaluate
+
+    features = {}
+    for name, kind in inputs.items():
+        if kind not in _INPUT_DEPTH:
+            raise ValueError(f"input {name!r} must be one of {sorted(_INPUT_DEPTH)}, got {kind!r}")
+        feature = datasets.Value("float32")
+        for _ in range(_INPUT_DEPTH[kind]):
+            feature = datasets.Sequence(feature)
+        features[name] = feature
+    return evaluate.MetricInfo(description=description, citation=citation, inputs_description=inputs_description,
+                               features=datasets.Features(features), reference_urls=list(reference_urls))
