@@ -60,6 +60,9 @@ BENCHES = {
                 ["--source", "physics"]),
     "physics_camera": ("a MuJoCo physics TrajLoomBench (rigid objects thrown onto a floor, moving camera; exact tracks)",
                        ["--source", "physics", "--camera", "moving"]),
+    "physics_camera_tracked": ("a MuJoCo physics TrajLoomBench (rigid objects thrown onto a floor, moving camera) tracked "
+                               "on its renders with the embedded optical-flow tracker (the paper's protocol, §4.1.2)",
+                               ["--source", "physics", "--camera", "moving", "--tracker", "optical_flow"]),
     "synthetic_tracked": ("a synthetic 2-D TrajLoomBench (textured shapes under camera motion) tracked with the embedded "
                           "optical-flow tracker", ["--source", "synthetic", "--tracker", "optical_flow"]),
 }
@@ -426,7 +429,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
     def vae(label: str, d: Path, extra=()) -> Stage:
         return S(f"2/7 {label}: AutoencoderTraj", d / "vae" / "config.json", "vae", [
             py, HERE / "train_autoencoder_traj.py", "--output_dir", d / "vae", "--model_config", vae_cfg, *geometry,
-            *common, "--learning_rate", 2e-3, "--lr_warmup_steps", 10, "--max_train_steps", p["vae_steps"],
+            *common, "--learning_rate", 2e-3, "--lr_warmup_steps", 10, "--lr_scheduler", "cosine",
+            "--max_train_steps", p["vae_steps"],
             "--validation_steps", p["vae_steps"], "--checkpointing_steps", max(10, p["vae_steps"] // 4),
             "--resume_from_checkpoint", "latest", *extra], steps=p["vae_steps"], folder=d / "vae")
 
@@ -481,7 +485,7 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
         S("6/7 trajloom evaluate (test split)", results / "results.json", "evaluate", trajloom + [
             "evaluate", "--pipeline", tl / "pipeline", "--baseline", f"TrajLoom (no video)={nv / 'pipeline'}",
             "--baseline", f"WHN-style={whn / 'pipeline'}", "--bench", bench, "--config", CONFIG, "--split", "test",
-            "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", results]),
+            "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--oracle", "--out", results]),
         S("6/7 trajloom evaluate --shuffle-frames (validation split)", shuffled / "results.json", "evaluate", trajloom + [
             "evaluate", "--pipeline", tl / "pipeline", "--baseline", f"WHN-style={whn / 'pipeline'}",
             "--bench", bench, "--config", CONFIG, "--split", "validation", "--num-samples", p["samples"],

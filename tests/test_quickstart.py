@@ -34,6 +34,16 @@ def test_quickstart_smoke(tmp_path):
     assert json.loads((out / "whn" / "pipeline" / "model_index.json").read_text())["history_mode"] == "last_frame"
     assert (out / "gifs" / "test_00.gif").stat().st_size > 0
     assert (out / "trajloom" / "pipeline" / "model_index.json").exists()
+    # both VAEs anneal their learning rate to zero (a constant LR left the decoder jittering: oracle FVMD above
+    # constant velocity's), and the test table has each VAE's reconstruction of the GT future as its ceiling
+    import csv
+
+    for folder in ("trajloom", "whn"):
+        with open(out / folder / "vae" / "logs" / "train_autoencoder_traj" / "metrics.csv") as f:
+            lrs = [float(row["lr"]) for row in csv.DictReader(f) if row["lr"]]
+        assert max(lrs) == 2e-3 and lrs[-1] == 0.0 and lrs.index(max(lrs)) < len(lrs) // 2
+    rows = json.loads((out / "results" / "results.json").read_text())["results"]
+    assert {"VAE reconstruction (oracle, TrajLoom)", "VAE reconstruction (oracle, WHN-style)"} <= set(rows)
     # model cards: HF metadata with the measured values, one per trained artefact
     import yaml
 
