@@ -175,3 +175,28 @@ def test_long_horizon_benchmark_refuses_clips_too_short_for_the_horizon(tmp_path
         bench.main(args + ["--windows", "0"])
     with pytest.raises(ValueError, match="`--pipeline` needs `--bench`"):
         bench.main(["--out", str(tmp_path / "o"), "--pipeline", str(tmp_path / "pipe")])
+
+
+def test_later_windows_encode_the_held_frame_once_per_clip_but_need_a_context_per_sample(clip, monkeypatch):
+    """Windows 2.. : the held frame is encoded once per clip (batch = clips, reused by every later window); the
+    transformer context is per sample there (each sample continues its own forecast), so the video latents enter
+    ``prepare_context`` with one row per sample: clip i's encoding at rows i*S .. i*S+S-1."""
+    pipe = tiny_frame_pipeline("tracks")
+    other = generate_clip(2, SceneConfig(height=H, width=W, num_frames=2 * T, stride=S, render=True))
+    tr, vi = np.stack([clip.tracks[:T], other.tracks[:T]]), np.stack([clip.visibility[:T], other.visibility[:T]])
+    fr = np.stack([clip.frames[:T], other.frames[:T]])
+    encoded, contexts = [], []
+    encode, prepare = pipe.encode_video, pipe.transformer.prepare_context
+    monkeypatch.setattr(pipe, "encode_video", lambda v, b: encoded.append((b, encode(v, b))) or encoded[-1][1])
+    monkeypatch.setattr(pipe.transformer, "prepare_context",
+                        lambda *a, **k: contexts.append((a, prepare(*a, **k))) or contexts[-1][1])
+    pipe(tr, vi, video=fr, num_samples=3, num_inference_steps=1, generator=gen(7), num_windows=3)
+    # window 1 encodes the observed frames, windows 2 and 3 share one encoding of the held last frame
+    assert [(b, lat.shape[0]) for b, lat in encoded] == [(2, 2), (2, 2)]
+    held = encoded[1][1]
+    assert [args[0].shape[0] for args, _ in contexts] == [2, 6, 6]  # clips, then one history per sample
+    assert contexts[1][0][2] is contexts[2][0][2]  # the per-sample rows are built once, not per window
+    torch.testing.assert_close(contexts[1][0][2], held.repeat_interleave(3, 0), rtol=0, atol=0)
+    # why the rows are per sample: the samples' histories differ, and with them their contexts
+    ctx = contexts[1][1].temporal_context.unflatten(0, (6, -1))
+    assert not torch.allclose(ctx[0], ctx[1], atol=1e-4) and not torch.allclose(ctx[3], ctx[4], atol=1e-4)
