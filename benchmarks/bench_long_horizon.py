@@ -9,7 +9,8 @@ future frames), trains a tiny TrajLoom-VAE and TrajLoom-Flow with the example sc
 in the clips (``--window_start random``) and, with ``--compare_first``, a second flow on windows at frame 0 only (the
 paper's training; same VAE, same budget). Then it rolls ``--windows`` windows out on the test clips
 (``TrajLoomPipeline(..., num_windows=k)``, the last forecast becoming the next history, hold-last visibility, no
-video) and scores each window against its ground truth with ``trajloom_hf.evaluation.score``: FVMD-Long (10^-3),
+video) and scores each window against its ground truth with ``trajloom_hf.evaluation.score_windows`` (as
+``trajloom evaluate --num-windows`` does): FVMD-Long (10^-3),
 FVMD, minADE@K (px, K = ``--samples``) and ADE of sample 1. Constant velocity
 (``trajloom_hf.evaluation.constant_velocity_baseline``) extrapolates the last history velocity over the whole horizon
 and is scored the same way (one sample: minADE@1). ``forecast.gif`` shows the first test clip (ground truth,
@@ -137,15 +138,6 @@ def rollout(pipe, tracks, vis, history: int, windows: int, samples: int, steps: 
     return np.stack(outs)
 
 
-def per_window_scores(pred, tracks, vis, history: int, window: int, windows: int, grid_shape, stride: int):
-    """``score`` of each window ``j``: predictions ``[V, S, windows * F, N, 2]`` against frames after the history."""
-    from trajloom_hf.evaluation import rollout_windows, score
-
-    gt, gt_vis = rollout_windows(tracks, history, window, windows), rollout_windows(vis, history, window, windows, "visibility")
-    pw = [pred[:, :, j * window : (j + 1) * window] for j in range(windows)]
-    return [score(p, g, v, grid_shape, stride) for p, g, v in zip(pw, gt, gt_vis)]
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output folder (bench, models, results.json, forecast.gif)")
@@ -180,7 +172,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from trajloom_hf.evaluation import constant_velocity_baseline, load_bench_split, rollout_windows
+    from trajloom_hf.evaluation import constant_velocity_baseline, load_bench_split, rollout_windows, score_windows
     from trajloom_hf.pipelines import TrajLoomPipeline
 
     out = Path(args.out)
@@ -202,7 +194,7 @@ def main(argv=None) -> int:
     preds = {f"TrajLoom ({k}-start windows)" if k != "given" else "TrajLoom": rollout(p, test.tracks, test.visibility, h,
              args.windows, args.samples, args.steps, args.seed) for k, p in loaded.items()}
     preds["constant velocity"] = constant_velocity_baseline(test.tracks[:, :h], args.windows * f)[:, None]
-    results = {name: per_window_scores(p, test.tracks, test.visibility, h, f, args.windows, test.grid_shape, test.stride)
+    results = {name: score_windows(p, test.tracks, test.visibility, h, f, args.windows, test.grid_shape, test.stride)
                for name, p in preds.items()}
 
     print("3/3 scores per window (test split; GT visibility masks every metric)\n")

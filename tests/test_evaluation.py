@@ -59,6 +59,13 @@ def test_peer_scores_frame_size_and_anchor():
     assert peer_scores(gt[:, None], gt, vis, (64, 64), anchor, np.ones((1, 1), bool))["mvd"] == 0
     with pytest.raises(ValueError, match="history_last_visibility"):
         peer_scores(gt[:, None], gt, vis, (64, 64), anchor)
+    # a later rollout window: each set starts from its own frame before the window
+    own = anchor[:, None] - [3.0, 0.0]  # [V, S, N, 2]: the forecast's last frame of the window before
+    shifted = peer_scores(pred[:, None], gt, vis, (64, 64), anchor, np.ones((1, 1), bool), prediction_last=own)
+    by_hand = motion_vector_distance(np.concatenate([own[:, :, None], pred[:, None]], 2), np.concatenate([anchor[:, None], gt], 1))
+    assert shifted["mvd"] == pytest.approx(by_hand.value) and shifted["mvd"] != anchored["mvd"]
+    with pytest.raises(ValueError, match="`prediction_last` needs `history_last`"):
+        peer_scores(pred[:, None], gt, vis, (64, 64), prediction_last=own)
 
 
 def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
@@ -247,3 +254,65 @@ def test_evaluate_oracle_rows(tmp_path, monkeypatch):
     assert "VAE reconstruction (oracle, TrajLoom)" in cli
     with pytest.raises(TypeError, match="oracle"):
         evaluate_bench({"TrajLoom": str(tmp_path / "pipe")}, str(bench), "synthetic", "test", oracle="yes")
+
+
+def test_evaluate_num_windows_scores_every_window(tmp_path, monkeypatch, capsys):
+    """--num-windows K: each window scored against its own ground truth; window 1 is the one-window run's numbers."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from tests.test_pipeline_trajloom import tiny_pipeline
+    import trajloom_hf.evaluation as evaluation
+    from trajloom_hf.evaluation import evaluate_bench, load_bench_split, window_results
+
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 3},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=18, stride=16, fps=8))
+    tiny_pipeline(height=80).save_pretrained(tmp_path / "pipe")
+    run = dict(pipelines={"TrajLoom": str(tmp_path / "pipe")}, bench=str(bench), config="synthetic", split="test",
+               num_samples=2, num_inference_steps=1, progress=False)
+    one = evaluate_bench(**run, out_dir=str(tmp_path / "one"))
+    two = evaluate_bench(**run, num_windows=2, out_dir=str(tmp_path / "two"))
+    assert set(two) == set(one) == {"TrajLoom", "constant velocity", "static"}
+    np.testing.assert_equal(window_results(two, 1), one)  # window 1: the same keys and numbers (NaN == NaN here)
+    for name in two:
+        w2 = two[name]["window_2"]
+        assert set(w2) == set(one[name]) and np.isfinite(w2["fvmd"]) and w2["min_ade"] != one[name]["min_ade"]
+    assert "window_2" not in one["TrajLoom"] and "vae_vepe" in two["TrajLoom"]["window_2"]
+    # window 2 by hand: constant velocity over 18 frames, its second half against GT frames 18..26; MVD starts each
+    # set from its own frame before the window (the GT's frame 17, the forecast's frame 8)
+    data = load_bench_split(str(bench), "synthetic", "test")
+    cv = constant_velocity_baseline(data.tracks[:, :9], 18)
+    gt, vis = data.tracks[:, 18:27], data.visibility[:, 18:27]
+    by_hand = score(cv[:, None, 9:], gt, vis, data.grid_shape, 16.0, frame_size=(80, 96),
+                    history_last=data.tracks[:, 17], history_last_visibility=data.visibility[:, 17],
+                    prediction_last=cv[:, None, 8])
+    for key in ("min_ade", "fvmd", "fvmd_long", "mvd", "pts_within_avg"):
+        assert two["constant velocity"]["window_2"][key] == pytest.approx(by_hand[key], rel=1e-6)
+    # results.json: the one-window layout unchanged, the rollout's settings only with K > 1
+    saved_one = json.loads((tmp_path / "one" / "results.json").read_text())
+    saved_two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert "num_windows" not in saved_one["settings"] and saved_one["settings"]["future_frames"] == 9
+    s2 = saved_two["settings"]
+    assert (s2["num_windows"], s2["window_frames"], s2["future_frames"], s2["rollout_video"]) == (2, 9, 18, "hold_last")
+    assert saved_two["results"]["static"]["window_2"]["min_ade"] == pytest.approx(two["static"]["window_2"]["min_ade"])
+    md_one, md_two = (tmp_path / "one" / "results.md").read_text(), (tmp_path / "two" / "results.md").read_text()
+    assert "## Window" not in md_one and "9 + 9 frames" in md_one
+    assert "## Window 1 (future frames 1-9)" in md_two and "## Window 2 (future frames 10-18)" in md_two
+    assert md_two.count("| FVMD | constant velocity |") == 2 and "9 + 2 x 9 frames" in md_two
+    # the CLI: window 1 goes into the Hub eval-results file (nested windows are left out), every window is printed
+    assert main(["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "2",
+                 "--steps", "1", "--num-windows", "2", "--out", str(tmp_path / "cli")]) == 0
+    cli = json.loads((tmp_path / "cli" / "results.json").read_text())["results"]
+    assert cli["static"]["window_2"]["min_ade"] == pytest.approx(two["static"]["window_2"]["min_ade"])
+    assert "window 2:" in capsys.readouterr().out
+    assert "window_2" not in (tmp_path / "pipe" / ".eval_results" / "trajloombench-synthetic-test.yaml").read_text()
+    # clips too short for the horizon: named, before any sampling
+    monkeypatch.setattr(evaluation, "forecast_split", lambda *a, **k: pytest.fail("sampled before the check"))
+    with pytest.raises(ValueError, match=r"`num_windows` \(--num-windows\) 3 needs 3 x 9 = 27 future frames per clip "
+                                         r"after the 9-frame history; the clips of synthetic/test have 18"):
+        evaluate_bench(**run, num_windows=3)
+    base = ["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--no-eval-results"]
+    with pytest.raises(ValueError, match=r"--num-windows\) 3 needs .* have 18"):
+        main([*base, "--num-windows", "3", "--out", str(tmp_path / "short")])
+    with pytest.raises(ValueError, match="`--num-windows` must be >= 1, got 0"):
+        main([*base, "--num-windows", "0", "--out", str(tmp_path / "zero")])
+    assert not (tmp_path / "short").exists() and not (tmp_path / "zero").exists()

@@ -34,6 +34,11 @@ Pipelines that condition on the frames (a ``frame_encoder`` or ``video_vae``) ge
 the bench's ``video`` column. With ``shuffle_frames`` they are scored a second time with every clip given another
 clip's frames (clip ``i`` gets clip ``i + 1``'s, cyclically; tracks unchanged), the row ``"<name> (other clip's
 frames)"``: a model that uses the image must score clearly worse there.
+
+Past one window (``num_windows`` k > 1): pipelines forecast k windows with their rollout, the baselines extrapolate
+over the whole horizon, and every row is scored per window against the GT of that window (:func:`score_windows`,
+also used by ``benchmarks/bench_long_horizon.py``); window 1 keeps the one-window keys and numbers, window j is
+each method's ``"window_<j>"`` entry.
 """
 
 from __future__ import annotations
@@ -180,14 +185,16 @@ def uses_frames(pipe) -> bool:
 def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shape, grid_stride: float,
           clip_len: int = 16, clip_stride: int = 1, predicted_visibility: Optional[np.ndarray] = None, *,
           frame_size=None, history_last: Optional[np.ndarray] = None,
-          history_last_visibility: Optional[np.ndarray] = None) -> Dict[str, float]:
+          history_last_visibility: Optional[np.ndarray] = None,
+          prediction_last: Optional[np.ndarray] = None) -> Dict[str, float]:
     """Scores of predictions ``[V, S, T_f, N, 2]`` (and ``predicted_visibility [V, S, T_f, N]``, optional) against
     ``gt [V, T_f, N, 2]`` and ``gt_vis [V, T_f, N]`` (see the module docstring).
 
     ``frame_size`` ``(H, W)`` (default: ``grid_shape * grid_stride``) sets the 256-px frame of ``pts_within_*``;
     ``history_last`` ``[V, N, 2]`` with ``history_last_visibility`` ``[V, N]`` (the last observed frame) is put in
     front of both sets for MVD (the peer's window starts at its GT conditioning frames); None: the forecast window
-    alone."""
+    alone. ``prediction_last`` ``[V, S, N, 2]`` replaces ``history_last`` in front of the predictions (a later window
+    of a rollout: each set starts from its own frame before the window)."""
     first = predictions[:, 0]
     out = {
         "fvmd": fvmd(first, gt, prediction_visibility=gt_vis, reference_visibility=gt_vis, grid_shape=grid_shape,
@@ -201,7 +208,7 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
     d = displacement_errors(predictions, gt, gt_vis)
     out.update(min_ade=d.min_ade, min_fde=d.min_fde, ade=d.ade, num_samples=d.num_samples)
     out.update(peer_scores(predictions, gt, gt_vis, frame_size or (grid_shape[0] * grid_stride, grid_shape[1] * grid_stride),
-                           history_last, history_last_visibility))
+                           history_last, history_last_visibility, prediction_last))
     if predicted_visibility is not None:
         v = visibility_scores(predicted_visibility, gt_vis)
         out.update(vis_accuracy=v.accuracy, occlusion_precision=v.occlusion_precision,
@@ -210,7 +217,7 @@ def score(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, grid_shap
 
 
 def peer_scores(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, frame_size, history_last=None,
-                history_last_visibility=None) -> Dict[str, float]:
+                history_last_visibility=None, prediction_last=None) -> Dict[str, float]:
     """The "Forecasting Motion in the Wild" scores of ``predictions [V, S, T_f, N, 2]`` (all samples, GT visibility
     for both sets): ``fde_last_frame``, ``pts_within_<d>`` / ``pts_within_avg`` and ``mvd`` (see :func:`score`)."""
     # undefined (NaN, left out of the table) when no clip has a point visible at the final frame
@@ -219,15 +226,47 @@ def peer_scores(predictions: np.ndarray, gt: np.ndarray, gt_vis: np.ndarray, fra
     pw = points_within(predictions, gt, gt_vis, frame_size=frame_size)
     out.update({f"pts_within_{d:g}": f for d, f in pw.fractions.items()}, pts_within_avg=pw.average)
     pred, ref, vis = predictions, gt, gt_vis
+    if prediction_last is not None and history_last is None:
+        raise ValueError("`prediction_last` needs `history_last` (the reference's frame before the window)")
     if history_last is not None:
         if history_last_visibility is None:
             raise ValueError("`history_last` needs `history_last_visibility` [V, N]")
         anchor = np.asarray(history_last, np.float32)[:, None]  # [V, 1, N, 2]
         ref = np.concatenate([anchor, gt], 1)
-        pred = np.concatenate([np.broadcast_to(anchor[:, None], (len(gt), predictions.shape[1]) + anchor.shape[1:]),
-                               predictions], 2)
+        own = anchor[:, None] if prediction_last is None else np.asarray(prediction_last, np.float32)[:, :, None]
+        if own.shape[0] != len(gt) or own.shape[1] not in (1, predictions.shape[1]) or own.shape[3:] != anchor.shape[2:]:
+            raise ValueError(f"`prediction_last` must have shape [V={len(gt)}, S={predictions.shape[1]}, N, 2], got "
+                             f"{list(np.shape(prediction_last))}")
+        pred = np.concatenate([np.broadcast_to(own, (len(gt), predictions.shape[1]) + anchor.shape[1:]), predictions], 2)
         vis = np.concatenate([np.asarray(history_last_visibility, bool)[:, None], gt_vis], 1)
     out["mvd"] = motion_vector_distance(pred, ref, vis[:, None], vis).value
+    return out
+
+
+def score_windows(predictions: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, history_frames: int,
+                  window_frames: int, num_windows: int, grid_shape, grid_stride: float,
+                  predicted_visibility: Optional[np.ndarray] = None, *, frame_size=None) -> List[Dict[str, float]]:
+    """:func:`score` of each window of a forecast: predictions ``[V, S, >= num_windows * F, N, 2]`` px (``F`` =
+    ``window_frames``; window ``j`` = forecast frames ``j F`` to ``(j + 1) F``, a rollout ``pipe(..., num_windows=k)``)
+    and ``predicted_visibility`` ``[V, S, ..., N]`` (optional) against the clips ``tracks [V, T, N, 2]`` px /
+    ``visibility [V, T, N]`` whose first ``history_frames`` frames are the observed history (the ground truth of
+    window ``j`` from :func:`rollout_windows`: a clip too short for the horizon is a ``ValueError``). MVD puts in front
+    of each set its own frame before the window: the last observed frame for window 1 (shared by both), for a later
+    window the GT frame and the forecast's last frame of the window before (``score(..., prediction_last=)``)."""
+    gt = rollout_windows(tracks, history_frames, window_frames, num_windows)
+    gt_vis = rollout_windows(visibility, history_frames, window_frames, num_windows, "visibility")
+    need = num_windows * window_frames
+    if predictions.ndim != 5 or predictions.shape[0] != len(tracks) or predictions.shape[2] < need:
+        raise ValueError(f"`predictions` must be [V={len(tracks)}, S, >= {need} frames, N, 2] for {num_windows} windows "
+                         f"of {window_frames} frames, got {list(predictions.shape)}")
+    out = []
+    for j in range(num_windows):
+        cut, before = slice(j * window_frames, (j + 1) * window_frames), history_frames + j * window_frames - 1
+        out.append(score(predictions[:, :, cut], gt[j], gt_vis[j], grid_shape, grid_stride,
+                         predicted_visibility=None if predicted_visibility is None else predicted_visibility[:, :, cut],
+                         frame_size=frame_size, history_last=tracks[:, before],
+                         history_last_visibility=visibility[:, before],
+                         prediction_last=None if j == 0 else predictions[:, :, j * window_frames - 1]))
     return out
 
 
@@ -243,18 +282,24 @@ class SplitForecast(NamedTuple):
 @torch.no_grad()
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
                    solver: str, seed: int, batch_size: int = 4, progress: bool = True,
-                   frame_source: Optional[Sequence[int]] = None, temporal_smoothing: Optional[float] = None):
+                   frame_source: Optional[Sequence[int]] = None, temporal_smoothing: Optional[float] = None,
+                   num_windows: int = 1, rollout_video: str = "hold_last"):
     """Run a pipeline over every clip (one generator per clip: seeds ``seed + index``). A frame-conditioned pipeline
     gets clip ``frame_source[i]``'s history frames for clip ``i`` (default: its own). ``temporal_smoothing``: the
-    pipeline call's sigma (None: the pipeline's config).
+    pipeline call's sigma (None: the pipeline's config). ``num_windows`` / ``rollout_video``: the pipeline's rollout
+    (``T_f`` = ``num_windows`` windows; windows 2.. are conditioned on the pipeline's own visibility reading).
 
     Returns :class:`SplitForecast`: tracks ``[V, S, T_f, N, 2]`` px, the pipeline's visibility ``[V, S, T_f, N]``
     bool (its ``visibility_mode``) and both readings in ``readings``: ``"hold_last"`` (each point's last history
-    visibility AND the in-frame test of the predicted tracks) and, with a visibility head, ``"head"``.
+    visibility AND the in-frame test of the predicted tracks, over the whole horizon) and, with a visibility head,
+    ``"head"`` (for ``num_windows > 1`` only when the head is the pipeline's reading: the rollout follows it).
     """
     outs, vis, heads, inside = [], [], [], []
     mode = pipe.resolve_visibility_mode()
     has_head = getattr(pipe, "visibility_predictor", None) is not None
+    # one window: the tracks do not depend on the reading, so run the head (the hold-last reading is computed below);
+    # a rollout feeds the reading into the next history: run the pipeline's own
+    run_mode = ("head" if has_head else "hold_last") if num_windows == 1 else mode
     v = data.tracks.shape[0]
     source = list(range(v)) if frame_source is None else [int(j) for j in frame_source]
     if len(source) != v:
@@ -266,14 +311,15 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
         video = data.history_frames([source[i] for i in idx], history_frames) if uses_frames(pipe) else None
         res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], video=video, prompt=prompt,
                    num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens,
-                   visibility_mode="head" if has_head else "hold_last", temporal_smoothing=temporal_smoothing)  # the hold-last reading is computed below
+                   visibility_mode=run_mode, temporal_smoothing=temporal_smoothing, num_windows=num_windows,
+                   rollout_video=rollout_video)
         outs.append(res.future_tracks)
         heads.append(res.future_visibility)
         inside.append(res.future_in_frame)
     tracks, inside = np.concatenate(outs), np.concatenate(inside)
     last = pipe.hold_last_visibility(data.tracks[:, :history_frames], data.visibility[:, :history_frames]).cpu().numpy()
     readings = {"hold_last": last[:, None, None, :] & inside}
-    if has_head:
+    if run_mode == "head":
         readings["head"] = np.concatenate(heads)
     return SplitForecast(tracks, readings[mode], readings)
 
@@ -375,6 +421,8 @@ def evaluate_bench(
     torch_dtype: Optional[torch.dtype] = None,
     oracle: bool = False,
     temporal_smoothing: Optional[float] = None,
+    num_windows: int = 1,
+    rollout_video: str = "hold_last",
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
     (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
@@ -387,11 +435,24 @@ def evaluate_bench(
     forecasts are. ``temporal_smoothing`` (sigma, frames) overrides every pipeline's own (None: each pipeline's
     config; :mod:`trajloom_hf.track_smoothing`). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
     (atomically).
+
+    ``num_windows`` ``k > 1``: every pipeline forecasts ``k`` windows with its rollout (``pipe(..., num_windows=k,
+    rollout_video=rollout_video)``, README "Past one window"), the baselines extrapolate over the same horizon, and
+    every row is scored window by window (:func:`score_windows`) against the GT of that window; the clips must hold
+    ``k`` whole windows after the history (else a ``ValueError`` before any sampling). Window 1's scores are the
+    methods' keys, as for ``k = 1`` (the same numbers); window ``j`` is each method's ``"window_<j>"`` entry
+    (:func:`window_results`); ``results.md`` gets one section per window.
     """
     from .pipelines import TrajLoomPipeline
+    from .pipelines.pipeline_trajloom import ROLLOUT_VIDEO_MODES
 
     if not pipelines:
         raise ValueError("`pipelines` must name at least one pipeline folder")
+    if isinstance(num_windows, bool) or not isinstance(num_windows, (int, np.integer)) or num_windows < 1:
+        raise ValueError(f"`num_windows` (--num-windows) must be a positive integer, got {num_windows!r}")
+    num_windows = int(num_windows)
+    if rollout_video not in ROLLOUT_VIDEO_MODES:
+        raise ValueError(f"`rollout_video` must be one of {ROLLOUT_VIDEO_MODES}, got {rollout_video!r}")
     loaded = {}
     for name, path in pipelines.items():
         if not Path(path, "model_index.json").is_file():
@@ -407,10 +468,23 @@ def evaluate_bench(
         raise ValueError("`shuffle_frames` needs a pipeline that conditions on the frames (frame_encoder or video_vae)")
     data = load_bench_split(bench, config, split, max_clips, with_video=any(uses_frames(p) for p in loaded.values()))
     first = next(iter(loaded.values()))
-    t_h = first.history_frames
-    t_f = min(first.vae.config.num_frames, data.tracks.shape[1] - t_h)
-    if t_f < 2:
-        raise ValueError(f"clips have {data.tracks.shape[1]} frames: no future window after {t_h} history frames")
+    t_h, k = first.history_frames, num_windows
+    if k == 1:
+        t_f = min(first.vae.config.num_frames, data.tracks.shape[1] - t_h)
+        if t_f < 2:
+            raise ValueError(f"clips have {data.tracks.shape[1]} frames: no future window after {t_h} history frames")
+    else:  # a rollout scores whole windows only: the clips must hold all of them (checked before any sampling)
+        t_f = first.future_frames
+        for name, pipe in loaded.items():
+            if (pipe.history_frames, pipe.future_frames) != (t_h, t_f):
+                raise ValueError(f"`num_windows` (--num-windows) {k}: every pipeline must forecast windows of the "
+                                 f"same length; {name!r} has {pipe.history_frames} history + {pipe.future_frames} "
+                                 f"future frames, the first pipeline {t_h} + {t_f}")
+        have = data.tracks.shape[1] - t_h
+        if have < k * t_f:
+            raise ValueError(f"`num_windows` (--num-windows) {k} needs {k} x {t_f} = {k * t_f} future frames per clip "
+                             f"after the {t_h}-frame history; the clips of {config}/{split} have {have} "
+                             f"({data.tracks.shape[1]} frames in all)")
     for name, pipe in loaded.items():
         if pipe.frame_size != (data.height, data.width) or pipe.vae.config.patch_size != data.stride:
             raise ValueError(f"pipeline {name!r} works at {pipe.frame_size} stride {pipe.vae.config.patch_size}, the "
@@ -419,55 +493,57 @@ def evaluate_bench(
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 1 <= length <= t_f:
             raise ValueError(f"`vepe_frames` entries must be integers in [1, {t_f}] (the future window), got {length!r}")
     hist = data.tracks[:, :t_h]
-    gt, gt_vis = data.tracks[:, t_h : t_h + t_f], data.visibility[:, t_h : t_h + t_f]
-    grid, stride = data.grid_shape, float(data.stride)
-    anchors = dict(frame_size=(data.height, data.width), history_last=hist[:, -1],
-                   history_last_visibility=data.visibility[:, t_h - 1])  # the peer's metrics (fde_last_frame, ...)
-    results: Dict[str, Dict[str, float]] = {}
+    gt_w = rollout_windows(data.tracks, t_h, t_f, k)
+    vis_w = rollout_windows(data.visibility, t_h, t_f, k, "visibility")
+    grid, stride, size = data.grid_shape, float(data.stride), (data.height, data.width)
+    windows: List[Dict[str, Dict[str, float]]] = [{} for _ in range(k)]  # per window: method -> scores
+
+    def add(name, pred, pred_vis, readings=None, vae=None):
+        """Score ``pred [V, S, k T_f, N, 2]`` window by window (with the visibility readings and the VAE's VEPE)."""
+        for j, sc in enumerate(score_windows(pred, data.tracks, data.visibility, t_h, t_f, k, grid, stride, pred_vis,
+                                             frame_size=size)):
+            cut = slice(j * t_f, (j + 1) * t_f)
+            for reading, values in (readings or {}).items():  # both readings, whichever the pipeline uses by default
+                v = visibility_scores(values[:, :, cut], vis_w[j])
+                sc[f"vis_accuracy_{reading}"] = v.accuracy
+                sc[f"occlusion_f1_{reading}"] = v.occlusion_f1
+            if vae is not None:
+                sc.update(vae_reconstruction_vepes(vae, gt_w[j], vis_w[j], vepe_frames))
+            windows[j][name] = sc
+
+    forecast = dict(num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, seed=seed,
+                    progress=progress, temporal_smoothing=temporal_smoothing, num_windows=k, rollout_video=rollout_video)
     oracle_vaes = []  # (name, vae) already scored as an oracle row
+    held = held_visibility(data.visibility[:, :t_h], k * t_f)
     for name, pipe in loaded.items():
-        pred, pred_vis, readings = forecast_split(pipe, data, t_h, num_samples=num_samples,
-                                                  num_inference_steps=num_inference_steps, solver=solver, seed=seed,
-                                                  progress=progress, temporal_smoothing=temporal_smoothing)
-        results[name] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride, predicted_visibility=pred_vis[:, :, :t_f],
-                              **anchors)
-        for reading, values in readings.items():  # both readings, whichever the pipeline uses by default
-            v = visibility_scores(values[:, :, :t_f], gt_vis)
-            results[name][f"vis_accuracy_{reading}"] = v.accuracy
-            results[name][f"occlusion_f1_{reading}"] = v.occlusion_f1
-        if pipe.vae.config.num_frames == t_f:
-            results[name].update(vae_reconstruction_vepes(pipe.vae, gt, gt_vis, vepe_frames))
+        pred, pred_vis, readings = forecast_split(pipe, data, t_h, **forecast)
+        add(name, pred, pred_vis, readings, pipe.vae if pipe.vae.config.num_frames == t_f else None)
         if oracle and pipe.vae.config.num_frames == t_f and not any(_same_weights(pipe.vae, v) for _, v in oracle_vaes):
             oracle_vaes.append((name, pipe.vae))
-            rec = vae_reconstruct(pipe.vae, gt, temporal_smoothing=pipe.resolve_temporal_smoothing(temporal_smoothing))
-            results[f"VAE reconstruction (oracle, {name})"] = score(
-                rec[:, None], gt, gt_vis, grid, stride,
-                predicted_visibility=(held_visibility(data.visibility[:, :t_h], t_f) & in_frame(rec, data.height, data.width))[:, None],
-                **anchors)
+            sigma = pipe.resolve_temporal_smoothing(temporal_smoothing)
+            rec = np.concatenate([vae_reconstruct(pipe.vae, g, temporal_smoothing=sigma) for g in gt_w], 1)
+            add(f"VAE reconstruction (oracle, {name})", rec[:, None], (held & in_frame(rec, *size))[:, None])
         elif oracle and pipe.vae.config.num_frames != t_f:
             logger.warning("no oracle row for %r: its VAE window (%d frames) is not the future window (%d)", name,
                            pipe.vae.config.num_frames, t_f)
         if shuffle_frames and uses_frames(pipe):
-            other = [(i + 1) % len(gt) for i in range(len(gt))]  # every clip gets another clip's frames
-            pred, pred_vis, _ = forecast_split(pipe, data, t_h, num_samples=num_samples,
-                                               num_inference_steps=num_inference_steps, solver=solver, seed=seed,
-                                               progress=progress, frame_source=other,
-                                               temporal_smoothing=temporal_smoothing)
-            results[f"{name} (other clip's frames)"] = score(pred[:, :, :t_f], gt, gt_vis, grid, stride,
-                                                             predicted_visibility=pred_vis[:, :, :t_f], **anchors)
-    held = held_visibility(data.visibility[:, :t_h], t_f)
-    cv = constant_velocity_baseline(hist, t_f)
-    results["constant velocity"] = score(cv[:, None], gt, gt_vis, grid, stride,
-                                         predicted_visibility=(held & in_frame(cv, data.height, data.width))[:, None],
-                                         **anchors)
-    results["static"] = score(static_baseline(hist, t_f)[:, None], gt, gt_vis, grid, stride, predicted_visibility=held[:, None],
-                              **anchors)
+            other = [(i + 1) % len(hist) for i in range(len(hist))]  # every clip gets another clip's frames
+            pred, pred_vis, _ = forecast_split(pipe, data, t_h, frame_source=other, **forecast)
+            add(f"{name} (other clip's frames)", pred, pred_vis)
+    cv = constant_velocity_baseline(hist, k * t_f)
+    add("constant velocity", cv[:, None], (held & in_frame(cv, *size))[:, None])
+    add("static", static_baseline(hist, k * t_f)[:, None], held[:, None])
+    results = windows[0]
+    for j in range(1, k):  # later windows: nested under "window_<j>" of each method (window 1's keys stay as for k = 1)
+        for name, sc in windows[j].items():
+            results[name][f"window_{j + 1}"] = sc
     if out_dir is not None:
         from .video_io import atomic_path
 
         out = Path(out_dir)
+        gt, gt_vis = gt_w[0], vis_w[0]
         meta = {"bench": bench, "config": config, "split": split, "num_clips": int(len(gt)), "history_frames": t_h,
-                "future_frames": t_f, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
+                "future_frames": t_f * k, "num_samples": num_samples, "num_inference_steps": num_inference_steps,
                 "solver": solver, "seed": seed, "pipelines": pipelines, "vepe_frames": [int(n) for n in vepe_frames],
                 "shuffle_frames": shuffle_frames, "oracle": oracle,
                 "gt_mean_accel": mean_acceleration(gt, gt_vis),
@@ -475,11 +551,41 @@ def evaluate_bench(
                 "temporal_smoothing": {name: pipe.resolve_temporal_smoothing(temporal_smoothing)
                                        for name, pipe in loaded.items()},
                 "dtype": "float32" if torch_dtype is None else str(torch_dtype).replace("torch.", "")}
+        if k > 1:  # only for a rollout: the settings of a one-window run stay as they were
+            meta.update(num_windows=k, window_frames=t_f, rollout_video=rollout_video,
+                        gt_mean_accel_windows=[mean_acceleration(g, v) for g, v in zip(gt_w, vis_w)])
+        title = (f"# TrajLoomBench results ({config}/{split}, {len(gt)} clips, {t_h} + "
+                 f"{t_f if k == 1 else f'{k} x {t_f}'} frames, {num_samples} samples, {solver} x {num_inference_steps})")
         with atomic_path(out / "results.json") as tmp:
             Path(tmp).write_text(json.dumps({"settings": meta, "results": results}, indent=2))
         with atomic_path(out / "results.md") as tmp:
-            Path(tmp).write_text(f"# TrajLoomBench results ({config}/{split}, {len(gt)} clips, {t_h} + {t_f} frames, "
-                                 f"{num_samples} samples, {solver} x {num_inference_steps})\n\n"
-                                 + results_markdown(results, f"{config}/{split}") + "\n\n"
-                                 + acceleration_markdown(results, meta["gt_mean_accel"]) + "\n")
+            Path(tmp).write_text(title + "\n\n" + windows_markdown(results, f"{config}/{split}", t_f,
+                                                                   meta.get("gt_mean_accel_windows",
+                                                                            [meta["gt_mean_accel"]])) + "\n")
     return results
+
+
+def window_results(results: Dict[str, Dict], window: int) -> Dict[str, Dict[str, float]]:
+    """The scores of forecast window ``window`` (1-based) of :func:`evaluate_bench`'s ``results``: window 1 is each
+    method's own keys, window ``j > 1`` its ``"window_<j>"`` entry (present with ``num_windows >= j``)."""
+    if window == 1:
+        return {m: {key: v for key, v in sc.items() if not key.startswith("window_")} for m, sc in results.items()}
+    found = {m: sc[f"window_{window}"] for m, sc in results.items() if f"window_{window}" in sc}
+    if not found:
+        raise ValueError(f"`window` {window}: the results hold no window {window} (evaluated with fewer windows)")
+    return found
+
+
+def windows_markdown(results: Dict[str, Dict], dataset: str, window_frames: int,
+                     gt_mean_accel: Sequence[float]) -> str:
+    """The tables of :func:`results_markdown` and the acceleration list of :func:`acceleration_markdown` (ground truth
+    ``gt_mean_accel[j]`` of window ``j + 1``): as they are for one window, one ``## Window j`` section each for more."""
+    k = len(gt_mean_accel)
+    if k == 1:
+        return results_markdown(results, dataset) + "\n\n" + acceleration_markdown(results, gt_mean_accel[0])
+    parts = []
+    for j in range(1, k + 1):
+        per = window_results(results, j)
+        parts.append(f"## Window {j} (future frames {(j - 1) * window_frames + 1}-{j * window_frames})\n\n"
+                     + results_markdown(per, dataset) + "\n\n" + acceleration_markdown(per, gt_mean_accel[j - 1]))
+    return "\n\n".join(parts)

@@ -7,6 +7,9 @@ pipeline folder (``<pipeline>/.eval_results/trajloombench-<config>-<split>.yaml`
         --baseline whn=out/whn_pipeline --num-samples 4 --vepe-frames 24 81 --out results/
 
 ``--oracle`` adds each pipeline VAE's reconstruction of the ground-truth future as a row (the flow's upper bound).
+``--num-windows K`` forecasts K windows with each pipeline's rollout and scores every window against its own ground
+truth (the clips need K x the window's future frames; results.json: window j > 1 under each method's
+``"window_<j>"``; results.md: one section per window).
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temporal-smoothing", type=float, default=None, metavar="SIGMA",
                         help="Gaussian low-pass of every pipeline's decoded tracks along time, sigma in frames (0 = "
                              "off; default: each pipeline's own temporal_smoothing config, 0 unless set)")
+    parser.add_argument("--num-windows", type=int, default=1, metavar="K",
+                        help="forecast K windows with each pipeline's rollout (window j + 1 conditioned on forecast j) "
+                             "and score each window against its ground truth; the clips need K x future frames")
+    parser.add_argument("--rollout-video", default="hold_last", choices=["hold_last", "none"],
+                        help="with --num-windows > 1, the frame conditioning of windows 2.. (their frames are unseen): "
+                             "hold the last observed frame, or none")
 
 
 def bench_configs(bench) -> list:
@@ -76,7 +85,8 @@ def check_arguments(args: argparse.Namespace) -> dict:
         args.config = configs[0]
     elif args.config not in configs:
         raise ValueError(f"`--config` {args.config!r} is not in {args.bench!r}; its configs: {', '.join(configs)}")
-    for flag, value, low in (("--num-samples", args.num_samples, 1), ("--steps", args.steps, 1), ("--max-clips", args.max_clips, 2)):
+    for flag, value, low in (("--num-samples", args.num_samples, 1), ("--steps", args.steps, 1), ("--max-clips", args.max_clips, 2),
+                              ("--num-windows", getattr(args, "num_windows", 1), 1)):
         if value is not None and value < low:
             raise ValueError(f"`{flag}` must be >= {low}, got {value}")
     if getattr(args, "temporal_smoothing", None) is not None:
@@ -129,8 +139,15 @@ def run(args: argparse.Namespace) -> int:
                              num_inference_steps=args.steps, solver=args.solver, seed=args.seed,
                              max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,
                              shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"),
-                             oracle=args.oracle, temporal_smoothing=args.temporal_smoothing)
-    print(results_markdown(results, f"{args.config}/{args.split}"))
+                             oracle=args.oracle, temporal_smoothing=args.temporal_smoothing,
+                             num_windows=args.num_windows, rollout_video=args.rollout_video)
+    if args.num_windows == 1:
+        print(results_markdown(results, f"{args.config}/{args.split}"))
+    else:
+        from ..evaluation import window_results
+
+        for j in range(1, args.num_windows + 1):
+            print(f"window {j}:\n{results_markdown(window_results(results, j), f'{args.config}/{args.split}')}\n")
     print(f"wrote {Path(args.out).resolve() / 'results.json'} and results.md")
     if not args.no_eval_results:
         from ..eval_results import write_eval_results
