@@ -32,6 +32,7 @@ wall and CPU time and thread count; one progress bar estimates the time left fro
     python examples/quickstart.py --preset smoke              # a few minutes; what CI runs
     python examples/quickstart.py --preset cpu --seeds 0 1 2  # three seeds, then seed_spread.md (mean ± std)
     python examples/quickstart.py --bench synthetic_tracked   # the 2-D source (output in quickstart_out/cpu_synthetic_tracked)
+    python examples/quickstart.py --preset cpu --seeds 0 1 --ablations 0 1  # + the ablations of Tables 3-5, 2 seeds
 """
 
 import argparse
@@ -72,6 +73,9 @@ TRAINING_PHASE = "2-3/7 VAE + flow of the three generators, two at a time (wall 
 FLOW_PHASE = "3/7 TrajLoom (no video) flow and the on-policy stage of TrajLoom (video), two at a time (wall time)"
 # the methods of the results table: folder under the run -> results.json row
 METHODS = {"trajloom": "TrajLoom", "trajloom_novideo": "TrajLoom (no video)", "whn": "WHN-style"}
+# ablations of Tables 3-5 (``--ablations``): folder under RUN/ablations -> row name
+ABLATIONS = {"no_offsets": "w/o offsets", "no_regulariser": "w/o regulariser", "no_anchor": "w/o anchoring",
+             "no_fusion": "w/o fusion", "no_on_policy": "w/o on-policy"}
 TRAINING_SEED = 42  # the training scripts' default seed; --seed S trains with TRAINING_SEED + S, samples with S
 
 # eta: idle-machine priors of the progress bar's estimate, per kind of stage: (seconds per step, start-up seconds);
@@ -121,6 +125,10 @@ def parse_args(argv=None):
                         help="CPU threads of every sequential stage; the two models' concurrent stages get "
                              "threads // 2 each (default: the cores available). Fixed per stage, whatever the timing, "
                              "so a rerun on the same machine reproduces the numbers bit for bit")
+    parser.add_argument("--ablations", type=int, nargs="+", default=None, metavar="SEED",
+                        help="also train and evaluate the ablations of Tables 3-5 (w/o offsets, regulariser, "
+                             "anchoring, fusion, on-policy; same budget) for these seeds of the run, after their main "
+                             "stages (RUN/ablations/ablations.md); with two or more, ablation_spread.md")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -131,6 +139,9 @@ def parse_args(argv=None):
             parser.error(f"--seeds must be >= 0, got {args.seeds}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    if args.ablations is not None and not set(args.ablations) <= set(seeds):
+        parser.error(f"--ablations seeds must be seeds of this run ({seeds}), got {args.ablations}")
     return args
 
 
@@ -400,8 +411,10 @@ def write_json(path: Path, obj) -> Path:
     return path
 
 
-def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_bench: bool) -> List[Phase]:
-    """The stages of one seed's run in ``run_dir(root, preset, seed)`` (the bench stage only with ``with_bench``)."""
+def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_bench: bool,
+                ablations: bool = False) -> List[Phase]:
+    """The stages of one seed's run in ``run_dir(root, preset, seed)`` (the bench stage only with ``with_bench``;
+    the ablations of Tables 3-5 after them with ``ablations``: :data:`ABLATIONS`)."""
     out = run_dir(root, preset, seed)
     log = out / "stages.json"
     py = sys.executable
@@ -434,24 +447,24 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
             "--validation_steps", p["vae_steps"], "--checkpointing_steps", max(10, p["vae_steps"] // 4),
             "--resume_from_checkpoint", "latest", *extra], steps=p["vae_steps"], folder=d / "vae")
 
-    def flow(label: str, d: Path, vae_dir: Path, latents: Path, extra=()) -> Stage:
+    def flow(label: str, d: Path, vae_dir: Path, latents: Path, extra=(), config: Optional[Path] = None) -> Stage:
         return S(f"3/7 {label}: TrajFlowTransformer", d / "flow" / "transformer" / "config.json", "flow", [
             py, HERE / "train_trajloom_flow.py", "--vae_path", vae_dir, "--output_dir", d / "flow",
-            "--transformer_config", flow_cfg, *common, "--learning_rate", 1e-3, "--max_train_steps", p["flow_steps"],
+            "--transformer_config", config or flow_cfg, *common, "--learning_rate", 1e-3, "--max_train_steps", p["flow_steps"],
             "--validation_steps", 0, "--checkpointing_steps", max(10, p["flow_steps"] // 4),
             "--latent_cache_dir", latents, "--resume_from_checkpoint", "latest", *extra],
             steps=p["flow_steps"], folder=d / "flow")
 
-    def on_policy(label: str, d: Path, extra=()) -> Stage:
+    def on_policy(label: str, d: Path, extra=(), vae_dir: Optional[Path] = None, latents: Optional[Path] = None) -> Stage:
         return S(f"3/7 {label}: on-policy K-step stage", d / "flow_on_policy" / "transformer" / "config.json", "on_policy", [
-            py, HERE / "train_trajloom_flow.py", "--vae_path", tl / "vae", "--output_dir", d / "flow_on_policy",
+            py, HERE / "train_trajloom_flow.py", "--vae_path", vae_dir or tl / "vae", "--output_dir", d / "flow_on_policy",
             "--init_transformer", d / "flow" / "transformer", *common, "--on_policy", "--learning_rate", 2e-4,
             "--on_policy_batch_size", p["batch"], "--max_train_steps", p["on_policy_steps"], "--validation_steps", 0,
-            "--checkpointing_steps", max(5, p["on_policy_steps"] // 2), "--latent_cache_dir", tl / "latents",
+            "--checkpointing_steps", max(5, p["on_policy_steps"] // 2), "--latent_cache_dir", latents or tl / "latents",
             "--resume_from_checkpoint", "latest", *extra], steps=p["on_policy_steps"], folder=d / "flow_on_policy")
 
-    def save(d: Path, vae_owner: Path, flow_dir: Path, mode: str, head: bool) -> Stage:
-        return S(f"4/7 {METHODS[d.name]}: save the TrajLoomPipeline", d / "pipeline" / "model_index.json", "save",
+    def save(d: Path, vae_owner: Path, flow_dir: Path, mode: str, head: bool, name: Optional[str] = None) -> Stage:
+        return S(f"4/7 {name or METHODS[d.name]}: save the TrajLoomPipeline", d / "pipeline" / "model_index.json", "save",
                  fn=lambda: assemble(vae_owner, flow_dir, d / "pipeline", history_mode=mode,
                                      vis_dir=tl / "vis" if head else None))
 
@@ -493,6 +506,40 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
         S("7/7 GIFs and results.md", None, "render", fn=lambda: write_results_md(out, bench, preset, seed, p, log)),
         S("8/8 model cards", None, "cards", fn=lambda: write_cards(out, preset, p, log, seed)),
     ]]))
+    if not ablations:
+        return phases
+
+    # ablations (Tables 3-5, App. D): each TrajLoom (video) chain with one component removed, same budget; the
+    # on-policy ablation is the flow from before that stage, and the w/o offsets VAE is the WHN-style baseline's (the
+    # same command: absolute coordinates, same seed and thread count, so the same weights). Two chains at a time
+    ab = out / "ablations"
+    fe = lambda d: ["--init_frame_encoder", d / "flow" / "frame_encoder"]  # noqa: E731
+    no_fusion_cfg = write_json(out / "configs" / "transformer_no_fusion.json", {**p["flow"], "use_history_fusion": False})
+    d = {k: ab / k for k in ABLATIONS}
+    lab = lambda k: f"ablation {ABLATIONS[k]}"  # noqa: E731  (stage titles)
+    phases.append(Phase([
+        [flow(lab("no_offsets"), d["no_offsets"], whn / "vae", d["no_offsets"] / "latents", video),
+         on_policy(lab("no_offsets"), d["no_offsets"], fe(d["no_offsets"]), whn / "vae", d["no_offsets"] / "latents"),
+         save(d["no_offsets"], whn, d["no_offsets"] / "flow_on_policy", "tracks", False, lab("no_offsets")),
+         vae(lab("no_regulariser"), d["no_regulariser"], ["--lambda_temporal", 0, "--lambda_spatial", 0])],
+        [flow(lab("no_anchor"), d["no_anchor"], tl / "vae", tl / "latents", [*video, "--no_anchor"]),
+         on_policy(lab("no_anchor"), d["no_anchor"], [*fe(d["no_anchor"]), "--no_anchor"]),
+         save(d["no_anchor"], tl, d["no_anchor"] / "flow_on_policy", "tracks", True, lab("no_anchor")),
+         flow(lab("no_fusion"), d["no_fusion"], tl / "vae", tl / "latents", video, config=no_fusion_cfg),
+         on_policy(lab("no_fusion"), d["no_fusion"], fe(d["no_fusion"])),
+         save(d["no_fusion"], tl, d["no_fusion"] / "flow_on_policy", "tracks", True, lab("no_fusion")),
+         save(d["no_on_policy"], tl, tl / "flow", "tracks", True, lab("no_on_policy"))],
+    ], title="ablations: training (wall time)", log=log))
+    pipes = [arg for k in ("no_on_policy", "no_anchor", "no_fusion", "no_offsets")
+             for arg in ("--baseline", f"{ABLATIONS[k]}={d[k] / 'pipeline'}")]
+    phases.append(Phase([[
+        S("ablations: trajloom evaluate (test split)", ab / "results" / "results.json", "evaluate", trajloom + [
+            "evaluate", "--pipeline", tl / "pipeline", *pipes, "--bench", bench, "--config", CONFIG, "--split", "test",
+            "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", ab / "results"]),
+        S("ablations: VAE VEPE (test split) and ablations.md", None, "render",
+          fn=lambda: write_ablations_md(out, bench, {"TrajLoom": tl, ABLATIONS["no_offsets"]: whn,
+                                                     ABLATIONS["no_regulariser"]: d["no_regulariser"]})),
+    ]]))
     return phases
 
 
@@ -523,6 +570,64 @@ def write_results_md(out: Path, bench: Path, preset: str, seed: int, p: dict, lo
           "## Forecasts (history, then GT | TrajLoom | TrajLoom (no video) | WHN-style futures)", ""]
     md += [f"![{g.stem}]({g.relative_to(out)})" for g in gifs]
     (out / "results.md").write_text("\n".join(md) + "\n")
+
+
+def write_ablations_md(out: Path, bench: Path, vae_owners: dict) -> Path:
+    """``out/ablations/ablations.{md,json}``: the ablation rows of ``ablations/results/results.json`` (test split)
+    plus the test-split VAE VEPE (33-frame future windows, Table 4) of each VAE in ``vae_owners`` (row name -> folder
+    holding ``vae/``) that no evaluated pipeline carries (the regulariser ablation trains only a VAE)."""
+    quiet_diffusers()
+    from trajloom_hf import AutoencoderTraj
+    from trajloom_hf.evaluation import load_bench_split, results_markdown, vae_reconstruction_vepes
+
+    ab = out / "ablations"
+    evaluated = json.loads((ab / "results" / "results.json").read_text())
+    results, settings = evaluated["results"], evaluated["settings"]
+    data = load_bench_split(str(bench), CONFIG, "test")
+    t_h, t_f = settings["history_frames"], settings["future_frames"]
+    gt, gt_vis = data.tracks[:, t_h:t_h + t_f], data.visibility[:, t_h:t_h + t_f]
+    for name, folder in vae_owners.items():
+        if "vae_vepe" not in results.get(name, {}):
+            results.setdefault(name, {}).update(
+                vae_reconstruction_vepes(AutoencoderTraj.from_pretrained(folder / "vae"), gt, gt_vis))
+    text = ("# Ablations (Tables 3-5, App. D), test split\n\n"
+            "TrajLoom (video) with one component removed, each trained with the same budget as TrajLoom "
+            "(`python examples/quickstart.py --ablations ...`). w/o offsets: absolute coordinates in the VAE and the "
+            "flow (no visibility head: its visibility is hold-last); w/o regulariser: the VAE with lambda_temporal = "
+            "lambda_spatial = 0 (its VEPE only); w/o anchoring: pure-noise source z_0; w/o fusion: no token-aligned "
+            "history fusion; w/o on-policy: the flow before the on-policy stage.\n\n"
+            + results_markdown(results, CONFIG) + "\n")
+    from trajloom_hf.video_io import atomic_path
+
+    with atomic_path(ab / "ablations.md") as tmp:
+        Path(tmp).write_text(text)
+    write_json(ab / "ablations.json", {"settings": settings, "results": results})
+    return ab / "ablations.md"
+
+
+def write_ablation_spread(root: Path, preset: str, seeds: List[int]) -> Path:
+    """``root/preset/ablation_spread.{md,json}``: mean ± std of the ablation rows over ``seeds`` against TrajLoom."""
+    from trajloom_hf.seed_spread import aggregate, differences, spread_markdown
+
+    per_seed = {s: json.loads((run_dir(root, preset, s) / "ablations" / "ablations.json").read_text())["results"]
+                for s in seeds}
+    keep = ["TrajLoom", *ABLATIONS.values()]
+    spread = {m: row for m, row in aggregate(per_seed).items() if m in keep}
+    target = run_dir(root, preset, 0) / "ablation_spread.md"
+    text = (f"# trajloom-hf quickstart ({preset} preset): ablations over training seeds\n\n"
+            f"Test split; seed S trains with `--seed {TRAINING_SEED} + S` and samples with S.\n\n"
+            + spread_markdown(spread, seeds, reference="TrajLoom"))
+    from trajloom_hf.video_io import atomic_path
+
+    with atomic_path(target) as tmp:
+        Path(tmp).write_text(text)
+    write_json(target.with_suffix(".json"), {
+        "seeds": list(seeds),
+        "spread": {m: {k: {"mean": v.mean, "std": v.std, "values": list(v.values)} for k, v in row.items()}
+                   for m, row in spread.items()},
+        "differences": [vars(d) for d in differences(spread, "TrajLoom")],
+    })
+    return target
 
 
 def write_seed_spread(root: Path, preset: str, seeds: List[int]) -> Path:
@@ -563,10 +668,15 @@ def main(argv=None):
     t_start = time.time()
     phases = []
     for i, seed in enumerate(seeds):
-        phases += seed_phases(root, args.preset, seed, p, bench, with_bench=i == 0)
+        phases += seed_phases(root, args.preset, seed, p, bench, with_bench=i == 0,
+                              ablations=seed in (args.ablations or ()))
     if args.seeds is not None:
         phases.append(Phase([[Stage("seed spread (mean ± std)", None, "spread",
                                     fn=lambda: write_seed_spread(root, args.preset, seeds))]]))
+    if args.ablations is not None and len(set(args.ablations)) > 1:
+        ablated = sorted(set(args.ablations))
+        phases.append(Phase([[Stage("ablation spread (mean ± std)", None, "spread",
+                                    fn=lambda: write_ablation_spread(root, args.preset, ablated))]]))
     StageRunner(args.threads, p["eta"]).execute(phases)
     for seed in seeds:
         out = run_dir(root, args.preset, seed)

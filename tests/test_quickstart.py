@@ -88,6 +88,29 @@ def test_quickstart_smoke(tmp_path):
     assert fvmd["values"] == [results["TrajLoom"]["fvmd"], seed1["results"]["TrajLoom"]["fvmd"]] and fvmd["std"] > 0
     text = (out / "seed_spread.md").read_text()
     assert "Mean ± std over 2 seeds (0, 1)." in text and "| TrajLoom | " in text and "FVMD, WHN-style:" in text
+    # the ablations of Tables 3-5 for both seeds: the main stages are reused, each variant trains once
+    abl = subprocess.run(cmd + ["--seeds", "0", "1", "--ablations", "0", "1"], capture_output=True, text=True, env=env,
+                         timeout=900)
+    assert abl.returncode == 0, abl.stdout[-3000:] + abl.stderr[-3000:]
+    rows = json.loads((out / "ablations" / "ablations.json").read_text())["results"]
+    ablations = ("w/o offsets", "w/o regulariser", "w/o anchoring", "w/o fusion", "w/o on-policy")
+    assert set(ablations) <= set(rows)
+    assert rows["TrajLoom"] == results["TrajLoom"]  # the same pipeline, re-evaluated: the same numbers
+    assert set(rows["w/o regulariser"]) == {"vae_vepe"} and rows["w/o regulariser"]["vae_vepe"] > 0
+    for name in ("w/o offsets", "w/o anchoring", "w/o fusion", "w/o on-policy"):
+        assert rows[name]["fvmd"] != rows["TrajLoom"]["fvmd"], name
+    ab = out / "ablations"
+    cfg = lambda path: json.loads(path.read_text())  # noqa: E731
+    assert cfg(ab / "no_anchor" / "pipeline" / "scheduler" / "scheduler_config.json")["anchor_first"] is False
+    assert cfg(out / "trajloom" / "pipeline" / "scheduler" / "scheduler_config.json")["anchor_first"] is True
+    assert cfg(ab / "no_fusion" / "pipeline" / "transformer" / "config.json")["use_history_fusion"] is False
+    assert cfg(ab / "no_offsets" / "pipeline" / "vae" / "config.json")["use_offsets"] is False
+    vae_cfg = cfg(ab / "no_regulariser" / "vae" / "config.json")
+    assert vae_cfg["lambda_temporal"] == 0 and vae_cfg["lambda_spatial"] == 0
+    assert "| FVMD | w/o anchoring |" in (ab / "ablations.md").read_text()
+    spread = json.loads((out / "ablation_spread.json").read_text())
+    assert spread["seeds"] == [0, 1] and set(spread["spread"]) == {"TrajLoom", *ablations}
+    assert json.loads((out / "seed_spread.json").read_text())["seeds"] == [0, 1]
 
 
 def _vae_stage(qs, tmp_path, name):
