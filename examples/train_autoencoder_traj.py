@@ -15,7 +15,6 @@ the latent statistics are computed on the training set and the model is saved wi
 import argparse
 import logging
 import math
-import os
 
 import torch
 from accelerate.logging import get_logger

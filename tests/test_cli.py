@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from trajloom_hf.cli import build_parser, main
+from trajloom_hf.cli import main
 
 
 def test_help_lists_subcommands(capsys):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from trajloom_hf import encoding as enc
 from trajloom_hf.location_bias import location_variance_explained

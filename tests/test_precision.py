@@ -1,6 +1,5 @@
 """bf16 inference: dtype resolution, fp32 islands inside bf16 models, pipeline accuracy against fp32, CLI --dtype."""
 
-import numpy as np
 import pytest
 import torch
 

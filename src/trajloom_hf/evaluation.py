@@ -294,7 +294,7 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
     visibility AND the in-frame test of the predicted tracks, over the whole horizon) and, with a visibility head,
     ``"head"`` (for ``num_windows > 1`` only when the head is the pipeline's reading: the rollout follows it).
     """
-    outs, vis, heads, inside = [], [], [], []
+    outs, heads, inside = [], [], []
     mode = pipe.resolve_visibility_mode()
     has_head = getattr(pipe, "visibility_predictor", None) is not None
     # one window: the tracks do not depend on the reading, so run the head (the hold-last reading is computed below);

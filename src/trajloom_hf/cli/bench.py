@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from ...encoding import make_query_grid
-from .camera import PinholeCamera
+from .camera import PinholeCamera  # noqa: F401  (the documented camera type of the frames)
 from .gl import import_mujoco
 from .renderer import OffscreenRenderer
 from .scene import PhysicsScene, PhysicsSceneConfig, sample_scene, scene_assets, scene_xml

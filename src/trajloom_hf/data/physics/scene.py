@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
