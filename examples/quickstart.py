@@ -511,7 +511,9 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
 
     # ablations (Tables 3-5, App. D): each TrajLoom (video) chain with one component removed, same budget; the
     # on-policy ablation is the flow from before that stage, and the w/o offsets VAE is the WHN-style baseline's (the
-    # same command: absolute coordinates, same seed and thread count, so the same weights). Two chains at a time
+    # same command: absolute coordinates, same seed and thread count, so the same weights). Each flow encodes its own
+    # latent cache (a few seconds), so an ablation run never depends on how the main run's cache was written. Two
+    # chains at a time
     ab = out / "ablations"
     fe = lambda d: ["--init_frame_encoder", d / "flow" / "frame_encoder"]  # noqa: E731
     no_fusion_cfg = write_json(out / "configs" / "transformer_no_fusion.json", {**p["flow"], "use_history_fusion": False})
@@ -522,11 +524,11 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
          on_policy(lab("no_offsets"), d["no_offsets"], fe(d["no_offsets"]), whn / "vae", d["no_offsets"] / "latents"),
          save(d["no_offsets"], whn, d["no_offsets"] / "flow_on_policy", "tracks", False, lab("no_offsets")),
          vae(lab("no_regulariser"), d["no_regulariser"], ["--lambda_temporal", 0, "--lambda_spatial", 0])],
-        [flow(lab("no_anchor"), d["no_anchor"], tl / "vae", tl / "latents", [*video, "--no_anchor"]),
-         on_policy(lab("no_anchor"), d["no_anchor"], [*fe(d["no_anchor"]), "--no_anchor"]),
+        [flow(lab("no_anchor"), d["no_anchor"], tl / "vae", d["no_anchor"] / "latents", [*video, "--no_anchor"]),
+         on_policy(lab("no_anchor"), d["no_anchor"], [*fe(d["no_anchor"]), "--no_anchor"], latents=d["no_anchor"] / "latents"),
          save(d["no_anchor"], tl, d["no_anchor"] / "flow_on_policy", "tracks", True, lab("no_anchor")),
-         flow(lab("no_fusion"), d["no_fusion"], tl / "vae", tl / "latents", video, config=no_fusion_cfg),
-         on_policy(lab("no_fusion"), d["no_fusion"], fe(d["no_fusion"])),
+         flow(lab("no_fusion"), d["no_fusion"], tl / "vae", d["no_fusion"] / "latents", video, config=no_fusion_cfg),
+         on_policy(lab("no_fusion"), d["no_fusion"], fe(d["no_fusion"]), latents=d["no_fusion"] / "latents"),
          save(d["no_fusion"], tl, d["no_fusion"] / "flow_on_policy", "tracks", True, lab("no_fusion")),
          save(d["no_on_policy"], tl, tl / "flow", "tracks", True, lab("no_on_policy"))],
     ], title="ablations: training (wall time)", log=log))

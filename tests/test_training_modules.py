@@ -285,3 +285,28 @@ def test_bench_geometry_must_match_the_vae(tmp_path, vae_dir):
     vae_config = AutoencoderTraj.from_pretrained(vae_dir).config  # 64 x 96 px, stride 16
     with pytest.raises(ValueError, match=r"has 96x160 px clips on a stride-16 grid, the VAE was trained on 64x96 px"):
         build_windows(vae_config, bench=bench, bench_config="mine")
+
+
+def test_vae_fingerprint_is_the_vae_not_the_folder_it_was_loaded_from(tmp_path):
+    """A latent cache written next to a VAE loaded as ``run/vae`` must be valid for the same VAE loaded as
+    ``/abs/run/vae`` or from a copied folder (the config's ``_name_or_path`` is not part of it); other weights or
+    another config are another VAE."""
+    import shutil
+
+    from trajloom_hf.training.latent_cache import vae_fingerprint
+
+    torch.manual_seed(0)
+    vae = AutoencoderTraj(hidden_size=16, num_heads=2, encoder_depth=4, decoder_depth=4, latent_channels=4,
+                          pos_embed_dim=4, num_frames=5, height=32, width=32, patch_size=16)
+    vae.save_pretrained(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    one, two = AutoencoderTraj.from_pretrained(tmp_path / "a"), AutoencoderTraj.from_pretrained(tmp_path / "b")
+    assert one.config._name_or_path != two.config._name_or_path
+    assert vae_fingerprint(one) == vae_fingerprint(two) == vae_fingerprint(vae)
+    with torch.no_grad():
+        next(two.parameters()).add_(1.0)
+    assert vae_fingerprint(two) != vae_fingerprint(one)
+    other = AutoencoderTraj(hidden_size=16, num_heads=2, encoder_depth=4, decoder_depth=4, latent_channels=4,
+                            pos_embed_dim=4, num_frames=5, height=32, width=32, patch_size=16, lambda_temporal=0.5)
+    other.load_state_dict(vae.state_dict())
+    assert vae_fingerprint(other) != vae_fingerprint(vae)

@@ -27,8 +27,11 @@ CACHE_FORMAT_VERSION = 1
 
 
 def vae_fingerprint(vae) -> str:
-    """Hash of the VAE config and weights: a latent cache is valid only for the VAE that wrote it."""
-    h = hashlib.sha256(json.dumps(dict(vae.config), sort_keys=True, default=str).encode())
+    """Hash of the VAE config and weights: a latent cache is valid only for the VAE that wrote it. The config's
+    private keys (``_name_or_path``: the folder it was loaded from, ``_diffusers_version``, ...) are left out: the
+    same VAE loaded through another path (relative vs absolute, a moved run folder) is the same VAE."""
+    config = {k: v for k, v in dict(vae.config).items() if not str(k).startswith("_")}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, p in sorted(vae.state_dict().items()):
         h.update(name.encode())
         h.update(p.detach().flatten()[:1024].float().cpu().numpy().tobytes())
