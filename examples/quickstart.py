@@ -47,7 +47,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -129,6 +129,8 @@ def parse_args(argv=None):
                         help="also train and evaluate the ablations of Tables 3-5 (w/o offsets, regulariser, "
                              "anchoring, fusion, on-policy; same budget) for these seeds of the run, after their main "
                              "stages (RUN/ablations/ablations.md); with two or more, ablation_spread.md")
+    parser.add_argument("--ablation-variants", nargs="+", choices=list(ABLATIONS), default=list(ABLATIONS),
+                        metavar="NAME", help=f"which ablations to run (default all: {' '.join(ABLATIONS)})")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -412,9 +414,9 @@ def write_json(path: Path, obj) -> Path:
 
 
 def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_bench: bool,
-                ablations: bool = False) -> List[Phase]:
+                ablations: Sequence[str] = ()) -> List[Phase]:
     """The stages of one seed's run in ``run_dir(root, preset, seed)`` (the bench stage only with ``with_bench``;
-    the ablations of Tables 3-5 after them with ``ablations``: :data:`ABLATIONS`)."""
+    then the ablations named in ``ablations``, keys of :data:`ABLATIONS`)."""
     out = run_dir(root, preset, seed)
     log = out / "stages.json"
     py = sys.executable
@@ -519,28 +521,34 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
     no_fusion_cfg = write_json(out / "configs" / "transformer_no_fusion.json", {**p["flow"], "use_history_fusion": False})
     d = {k: ab / k for k in ABLATIONS}
     lab = lambda k: f"ablation {ABLATIONS[k]}"  # noqa: E731  (stage titles)
-    phases.append(Phase([
-        [flow(lab("no_offsets"), d["no_offsets"], whn / "vae", d["no_offsets"] / "latents", video),
-         on_policy(lab("no_offsets"), d["no_offsets"], fe(d["no_offsets"]), whn / "vae", d["no_offsets"] / "latents"),
-         save(d["no_offsets"], whn, d["no_offsets"] / "flow_on_policy", "tracks", False, lab("no_offsets")),
-         vae(lab("no_regulariser"), d["no_regulariser"], ["--lambda_temporal", 0, "--lambda_spatial", 0])],
-        [flow(lab("no_anchor"), d["no_anchor"], tl / "vae", d["no_anchor"] / "latents", [*video, "--no_anchor"]),
-         on_policy(lab("no_anchor"), d["no_anchor"], [*fe(d["no_anchor"]), "--no_anchor"], latents=d["no_anchor"] / "latents"),
-         save(d["no_anchor"], tl, d["no_anchor"] / "flow_on_policy", "tracks", True, lab("no_anchor")),
-         flow(lab("no_fusion"), d["no_fusion"], tl / "vae", d["no_fusion"] / "latents", video, config=no_fusion_cfg),
-         on_policy(lab("no_fusion"), d["no_fusion"], fe(d["no_fusion"]), latents=d["no_fusion"] / "latents"),
-         save(d["no_fusion"], tl, d["no_fusion"] / "flow_on_policy", "tracks", True, lab("no_fusion")),
-         save(d["no_on_policy"], tl, tl / "flow", "tracks", True, lab("no_on_policy"))],
-    ], title="ablations: training (wall time)", log=log))
-    pipes = [arg for k in ("no_on_policy", "no_anchor", "no_fusion", "no_offsets")
+    first, second = [], []  # VAE-side variants | flows on TrajLoom's VAE
+    if "no_offsets" in ablations:
+        first += [flow(lab("no_offsets"), d["no_offsets"], whn / "vae", d["no_offsets"] / "latents", video),
+                  on_policy(lab("no_offsets"), d["no_offsets"], fe(d["no_offsets"]), whn / "vae", d["no_offsets"] / "latents"),
+                  save(d["no_offsets"], whn, d["no_offsets"] / "flow_on_policy", "tracks", False, lab("no_offsets"))]
+    if "no_regulariser" in ablations:
+        first += [vae(lab("no_regulariser"), d["no_regulariser"], ["--lambda_temporal", 0, "--lambda_spatial", 0])]
+    if "no_anchor" in ablations:
+        second += [flow(lab("no_anchor"), d["no_anchor"], tl / "vae", d["no_anchor"] / "latents", [*video, "--no_anchor"]),
+                   on_policy(lab("no_anchor"), d["no_anchor"], [*fe(d["no_anchor"]), "--no_anchor"], latents=d["no_anchor"] / "latents"),
+                   save(d["no_anchor"], tl, d["no_anchor"] / "flow_on_policy", "tracks", True, lab("no_anchor"))]
+    if "no_fusion" in ablations:
+        second += [flow(lab("no_fusion"), d["no_fusion"], tl / "vae", d["no_fusion"] / "latents", video, config=no_fusion_cfg),
+                   on_policy(lab("no_fusion"), d["no_fusion"], fe(d["no_fusion"]), latents=d["no_fusion"] / "latents"),
+                   save(d["no_fusion"], tl, d["no_fusion"] / "flow_on_policy", "tracks", True, lab("no_fusion"))]
+    if "no_on_policy" in ablations:
+        second += [save(d["no_on_policy"], tl, tl / "flow", "tracks", True, lab("no_on_policy"))]
+    phases.append(Phase([c for c in (first, second) if c], title="ablations: training (wall time)", log=log))
+    pipes = [arg for k in ("no_on_policy", "no_anchor", "no_fusion", "no_offsets") if k in ablations
              for arg in ("--baseline", f"{ABLATIONS[k]}={d[k] / 'pipeline'}")]
+    vae_owners = {"TrajLoom": tl, **({ABLATIONS["no_offsets"]: whn} if "no_offsets" in ablations else {}),
+                  **({ABLATIONS["no_regulariser"]: d["no_regulariser"]} if "no_regulariser" in ablations else {})}
     phases.append(Phase([[
         S("ablations: trajloom evaluate (test split)", ab / "results" / "results.json", "evaluate", trajloom + [
             "evaluate", "--pipeline", tl / "pipeline", *pipes, "--bench", bench, "--config", CONFIG, "--split", "test",
             "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", ab / "results"]),
         S("ablations: VAE VEPE (test split) and ablations.md", None, "render",
-          fn=lambda: write_ablations_md(out, bench, {"TrajLoom": tl, ABLATIONS["no_offsets"]: whn,
-                                                     ABLATIONS["no_regulariser"]: d["no_regulariser"]})),
+          fn=lambda: write_ablations_md(out, bench, vae_owners)),
     ]]))
     return phases
 
@@ -671,7 +679,7 @@ def main(argv=None):
     phases = []
     for i, seed in enumerate(seeds):
         phases += seed_phases(root, args.preset, seed, p, bench, with_bench=i == 0,
-                              ablations=seed in (args.ablations or ()))
+                              ablations=args.ablation_variants if seed in (args.ablations or ()) else ())
     if args.seeds is not None:
         phases.append(Phase([[Stage("seed spread (mean ± std)", None, "spread",
                                     fn=lambda: write_seed_spread(root, args.preset, seeds))]]))
