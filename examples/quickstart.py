@@ -166,7 +166,8 @@ def thread_env(threads: int) -> dict:
 
 @dataclass
 class Stage:
-    """One stage: a subprocess ``cmd`` or an in-process ``fn``, skipped when ``done`` exists (``None``: always run).
+    """One stage: a subprocess ``cmd`` or an in-process ``fn``, skipped when ``done`` exists (``None``: always run)
+    and is newer than every file in ``inputs`` (a report is remade when what it reports on was redone).
 
     ``steps``: its training steps, counted from ``folder/logs/*/metrics.csv`` for the progress bar; ``kind``: the
     key of its prior in the preset's ``eta``."""
@@ -180,6 +181,13 @@ class Stage:
     folder: Optional[Path] = None
     log: Optional[Path] = None  # the stages.json to record it in
     clock: Optional[StageClock] = None
+    inputs: tuple = ()
+
+    def is_done(self) -> bool:
+        if self.done is None or not self.done.exists():
+            return False
+        made = self.done.stat().st_mtime
+        return all(Path(f).exists() and Path(f).stat().st_mtime <= made for f in self.inputs)
 
 
 @dataclass
@@ -278,7 +286,7 @@ class StageRunner:
 
     def run(self, st: Stage, threads: int, concurrent: bool = False) -> None:
         """Run one stage on ``threads`` threads unless its ``done`` marker exists."""
-        if st.done is not None and st.done.exists():
+        if st.is_done():
             say(f"[skip] {st.title} (found {st.done})")
             st.clock.finished_at = time.time()
             return
@@ -505,7 +513,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
             "evaluate", "--pipeline", tl / "pipeline", "--baseline", f"WHN-style={whn / 'pipeline'}",
             "--bench", bench, "--config", CONFIG, "--split", "validation", "--num-samples", p["samples"],
             "--steps", p["sample_steps"], "--seed", seed, "--shuffle-frames", "--out", shuffled]),
-        S("7/7 GIFs and results.md", None, "render", fn=lambda: write_results_md(out, bench, preset, seed, p, log)),
+        S("7/7 GIFs and results.md", out / "results.md", "render", fn=lambda: write_results_md(out, bench, preset, seed, p, log),
+          inputs=(results / "results.json", shuffled / "results.json")),
         S("8/8 model cards", None, "cards", fn=lambda: write_cards(out, preset, p, log, seed)),
     ]]))
     if not ablations:
@@ -579,7 +588,10 @@ def write_results_md(out: Path, bench: Path, preset: str, seed: int, p: dict, lo
           (out / "results_shuffled_frames" / "results.md").read_text().split("\n", 2)[-1], "",
           "## Forecasts (history, then GT | TrajLoom | TrajLoom (no video) | WHN-style futures)", ""]
     md += [f"![{g.stem}]({g.relative_to(out)})" for g in gifs]
-    (out / "results.md").write_text("\n".join(md) + "\n")
+    from trajloom_hf.video_io import atomic_path
+
+    with atomic_path(out / "results.md") as tmp:  # written last: the stage's done marker
+        Path(tmp).write_text("\n".join(md) + "\n")
 
 
 def write_ablations_md(out: Path, bench: Path, vae_owners: dict) -> Path:

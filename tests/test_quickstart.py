@@ -77,6 +77,7 @@ def test_quickstart_smoke(tmp_path):
     again = subprocess.run(cmd + ["--seeds", "0", "1"], capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert again.stdout.count("[skip]") >= 8
+    assert "[skip] 7/7 GIFs and results.md" in again.stdout  # seed 0's report is newer than its results
     seed1 = json.loads((tmp_path / "smoke-seed1" / "results" / "results.json").read_text())
     assert seed1["settings"]["seed"] == 1
     assert seed1["results"]["TrajLoom"]["fvmd"] != results["TrajLoom"]["fvmd"]  # another seed, other weights
