@@ -556,8 +556,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
         S("ablations: trajloom evaluate (test split)", ab / "results" / "results.json", "evaluate", trajloom + [
             "evaluate", "--pipeline", tl / "pipeline", *pipes, "--bench", bench, "--config", CONFIG, "--split", "test",
             "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", ab / "results"]),
-        S("ablations: VAE VEPE (test split) and ablations.md", None, "render",
-          fn=lambda: write_ablations_md(out, bench, vae_owners)),
+        S("ablations: VAE VEPE (test split) and ablations.md", ab / "ablations.json", "render",
+          fn=lambda: write_ablations_md(out, bench, vae_owners), inputs=(ab / "results" / "results.json",)),
     ]]))
     return phases
 
