@@ -627,54 +627,44 @@ def write_ablations_md(out: Path, bench: Path, vae_owners: dict) -> Path:
     return ab / "ablations.md"
 
 
-def write_ablation_spread(root: Path, preset: str, seeds: List[int]) -> Path:
-    """``root/preset/ablation_spread.{md,json}``: mean ± std of the ablation rows over ``seeds`` against TrajLoom."""
+def write_spread(target: Path, header: str, per_seed: dict, keep: Optional[Sequence[str]] = None) -> Path:
+    """``target`` (.md) and its .json: mean ± std over seeds of ``per_seed`` (``{seed: results}``, the rows in
+    ``keep`` only when given) and the differences against TrajLoom (:mod:`trajloom_hf.seed_spread`)."""
     from trajloom_hf.seed_spread import aggregate, differences, spread_markdown
-
-    per_seed = {s: json.loads((run_dir(root, preset, s) / "ablations" / "ablations.json").read_text())["results"]
-                for s in seeds}
-    keep = ["TrajLoom", *ABLATIONS.values()]
-    spread = {m: row for m, row in aggregate(per_seed).items() if m in keep}
-    target = run_dir(root, preset, 0) / "ablation_spread.md"
-    text = (f"# trajloom-hf quickstart ({preset} preset): ablations over training seeds\n\n"
-            f"Test split; seed S trains with `--seed {TRAINING_SEED} + S` and samples with S.\n\n"
-            + spread_markdown(spread, seeds, reference="TrajLoom"))
     from trajloom_hf.video_io import atomic_path
 
+    spread = {m: row for m, row in aggregate(per_seed).items() if keep is None or m in keep}
+    seeds = sorted(per_seed)
     with atomic_path(target) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(header + spread_markdown(spread, seeds, reference="TrajLoom"))
     write_json(target.with_suffix(".json"), {
-        "seeds": list(seeds),
+        "seeds": seeds,
         "spread": {m: {k: {"mean": v.mean, "std": v.std, "values": list(v.values)} for k, v in row.items()}
                    for m, row in spread.items()},
         "differences": [vars(d) for d in differences(spread, "TrajLoom")],
     })
     return target
+
+
+def write_ablation_spread(root: Path, preset: str, seeds: List[int]) -> Path:
+    """``root/preset/ablation_spread.{md,json}``: mean ± std of the ablation rows over ``seeds`` against TrajLoom."""
+    per_seed = {s: json.loads((run_dir(root, preset, s) / "ablations" / "ablations.json").read_text())["results"]
+                for s in seeds}
+    return write_spread(run_dir(root, preset, 0) / "ablation_spread.md",
+                        f"# trajloom-hf quickstart ({preset} preset): ablations over training seeds\n\n"
+                        f"Test split; seed S trains with `--seed {TRAINING_SEED} + S` and samples with S.\n\n",
+                        per_seed, keep=["TrajLoom", *ABLATIONS.values()])
 
 
 def write_seed_spread(root: Path, preset: str, seeds: List[int]) -> Path:
     """``root/preset/seed_spread.{md,json}``: mean ± std over ``seeds`` and the differences against TrajLoom."""
-    from trajloom_hf.seed_spread import aggregate, differences, spread_markdown
-
     per_seed = {s: json.loads((run_dir(root, preset, s) / "results" / "results.json").read_text())["results"]
                 for s in seeds}
-    spread = aggregate(per_seed)
-    target = run_dir(root, preset, 0) / "seed_spread.md"
-    text = (f"# trajloom-hf quickstart ({preset} preset): spread over training seeds\n\n"
-            f"The same benchmark for every seed; seed S trains with `--seed {TRAINING_SEED} + S` and samples with S "
-            f"(`python examples/quickstart.py --preset {preset} --seeds {' '.join(map(str, seeds))}`).\n\n"
-            + spread_markdown(spread, seeds, reference="TrajLoom"))
-    from trajloom_hf.video_io import atomic_path
-
-    with atomic_path(target) as tmp:
-        Path(tmp).write_text(text)
-    write_json(target.with_suffix(".json"), {
-        "seeds": list(seeds),
-        "spread": {m: {k: {"mean": v.mean, "std": v.std, "values": list(v.values)} for k, v in row.items()}
-                   for m, row in spread.items()},
-        "differences": [vars(d) for d in differences(spread, "TrajLoom")],
-    })
-    return target
+    return write_spread(run_dir(root, preset, 0) / "seed_spread.md",
+                        f"# trajloom-hf quickstart ({preset} preset): spread over training seeds\n\n"
+                        f"The same benchmark for every seed; seed S trains with `--seed {TRAINING_SEED} + S` and samples "
+                        f"with S (`python examples/quickstart.py --preset {preset} --seeds {' '.join(map(str, seeds))}`)."
+                        "\n\n", per_seed)
 
 
 def main(argv=None):
