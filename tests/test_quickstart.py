@@ -142,3 +142,42 @@ def test_training_stage_gives_identical_weights_alone_and_next_to_another(tmp_pa
     assert {stages[n]["threads"] for n in ("together", "other", "alone")} == {1}
     assert stages["alone"]["command"].startswith("OMP_NUM_THREADS=1 python ")
     assert all(stages[n]["cpu_seconds"] > 0 for n in digest)
+
+
+def test_ablation_table_keeps_earlier_variants_and_reruns_when_one_is_added(tmp_path):
+    """A second `--ablation-variants` invocation adds its rows to the seed's ablation table: the evaluation scores
+    the variants trained now and those trained before, and is redone when a variant's pipeline is newer than it
+    (it used to be skipped, its done marker knowing nothing of the variants it scored)."""
+    qs = load_quickstart()
+    p = qs.PRESETS["smoke"]
+    out = qs.run_dir(tmp_path, "smoke", 1)
+    ab = out / "ablations"
+    for k in ("no_anchor", "no_on_policy"):  # trained by an earlier invocation
+        (ab / k / "pipeline").mkdir(parents=True)
+        (ab / k / "pipeline" / "model_index.json").write_text("{}")
+    (ab / "no_regulariser" / "vae").mkdir(parents=True)
+    (ab / "no_regulariser" / "vae" / "config.json").write_text("{}")
+    (out / "trajloom" / "pipeline").mkdir(parents=True)
+    (out / "trajloom" / "pipeline" / "model_index.json").write_text("{}")
+    (ab / "results").mkdir()
+    (ab / "results" / "results.json").write_text("{}")  # the earlier table, newer than every pipeline so far
+    phases = qs.seed_phases(tmp_path, "smoke", 1, p, tmp_path / "bench", with_bench=False, ablations=["no_fusion"])
+    stages = {st.title: st for ph in phases for chain in ph.chains for st in chain}
+    ev = stages["ablations: trajloom evaluate (test split)"]
+    cmd = [str(c) for c in ev.cmd]
+    named = [cmd[i + 1].split("=")[0] for i, c in enumerate(cmd) if c == "--baseline"]
+    assert named == ["w/o on-policy", "w/o anchoring", "w/o fusion"]
+    assert "ablation w/o anchoring: TrajFlowTransformer" not in " ".join(stages)  # not retrained
+    assert "3/7 ablation w/o fusion: TrajFlowTransformer" in stages
+    # before the new variant is saved its pipeline is missing: not done; once saved (newer): still not done
+    assert not ev.is_done()
+    (ab / "no_fusion" / "pipeline").mkdir(parents=True)
+    fusion = ab / "no_fusion" / "pipeline" / "model_index.json"
+    fusion.write_text("{}")
+    os.utime(ab / "results" / "results.json", (1, 1))
+    assert not ev.is_done()
+    for f in (*ab.glob("*/pipeline/model_index.json"), out / "trajloom" / "pipeline" / "model_index.json"):
+        os.utime(f, (0, 0))  # every pipeline older than the table: done
+    assert ev.is_done()
+    md = stages["ablations: VAE VEPE (test split) and ablations.md"]
+    assert ab / "no_regulariser" / "vae" / "config.json" in md.inputs  # its VEPE row is kept too
