@@ -319,6 +319,12 @@ class AutoencoderTraj(AutoMapConfigMixin, KeepFP32ModulesMixin, ModelMixin, Conf
         for i, block in enumerate(blocks):
             spatial = i % 2 == 0
             x = h.reshape(b * t, n, d) if spatial else h.permute(0, 2, 1, 3).reshape(b * n, t, d)
+            if x.element_size() < 4:
+                # bf16/fp16: one copy into the block's own layout. With B = 1 the reshape of the other layout is a
+                # strided view, and the reduced-precision norm kernel is slow on it (paper config, CPU: RMSNorm 68 ms
+                # vs 1 ms per call, plus a copy before each matmul): encode 1.07x, decode 1.13x faster (A/B in one
+                # process). In fp32 the copy costs more than it saves (0.93x / 0.96x), so fp32 keeps the view.
+                x = x.contiguous()
             if not spatial and i == 1 and temporal_embed is not None:
                 x = x + temporal_embed.to(x.dtype)  # fixed 1-D sin-cos, only before the first temporal block
             if self.gradient_checkpointing and torch.is_grad_enabled():
