@@ -174,3 +174,17 @@ def test_generator_attention_runs_the_fused_cpu_kernel(dtype):
     assert out.shape == x.shape and out.dtype == dtype
     assert sum(e.count for e in prof.key_averages() if e.key == "aten::_scaled_dot_product_flash_attention_for_cpu") == 2
     assert "aten::_scaled_dot_product_attention_math" not in names
+
+
+def test_bench_attention_explicit_path_equals_sdpa_and_prints_its_table(capsys):
+    """benchmarks/bench_attention.py compares the fused kernel with an explicit chunked softmax(QK^T/sqrt d)V: the
+    two must compute the same attention (else its timings compare different work)."""
+    from tests.script_loading import load_script
+
+    bench = load_script("benchmarks/bench_attention.py")
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(5, 2, n, 8, generator=g) for n in (7, 11, 11))
+    torch.testing.assert_close(bench.explicit(q, k, v, chunk=2), torch.nn.functional.scaled_dot_product_attention(q, k, v))
+    bench.main(["--quick", "--repeats", "1", "--heads", "1", "--head-dim", "8"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| spatial") or line.startswith("| temporal")]
+    assert len(rows) == 8  # 4 calls x 2 dtypes
