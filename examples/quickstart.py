@@ -141,9 +141,9 @@ def parse_args(argv=None):
             parser.error(f"--seeds must be >= 0, got {args.seeds}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
-    seeds = args.seeds if args.seeds is not None else [args.seed]
-    if args.ablations is not None and not set(args.ablations) <= set(seeds):
-        parser.error(f"--ablations seeds must be seeds of this run ({seeds}), got {args.ablations}")
+    args.run_seeds = args.seeds if args.seeds is not None else [args.seed]  # the seeds this invocation runs
+    if args.ablations is not None and not set(args.ablations) <= set(args.run_seeds):
+        parser.error(f"--ablations seeds must be seeds of this run ({args.run_seeds}), got {args.ablations}")
     return args
 
 
@@ -682,7 +682,7 @@ def main(argv=None):
     root = Path(args.out)
     # this process's own torch work (saving pipelines, GIFs) on the same fixed thread count as its stages
     os.environ.update(thread_env(args.threads))
-    seeds = args.seeds if args.seeds is not None else [args.seed]
+    seeds = args.run_seeds
     bench = run_dir(root, args.preset, 0) / "trajloombench"
     t_start = time.time()
     phases = []

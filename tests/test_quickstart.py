@@ -181,3 +181,14 @@ def test_ablation_table_keeps_earlier_variants_and_reruns_when_one_is_added(tmp_
     assert ev.is_done()
     md = stages["ablations: VAE VEPE (test split) and ablations.md"]
     assert ab / "no_regulariser" / "vae" / "config.json" in md.inputs  # its VEPE row is kept too
+
+
+def test_parse_args_derives_the_run_seeds_once(capsys):
+    qs = load_quickstart()
+    assert qs.parse_args(["--seed", "3"]).run_seeds == [3]
+    assert qs.parse_args(["--seeds", "0", "2", "--ablations", "2"]).run_seeds == [0, 2]
+    import pytest
+
+    with pytest.raises(SystemExit):
+        qs.parse_args(["--seed", "1", "--ablations", "0"])
+    assert "--ablations seeds must be seeds of this run ([1]), got [0]" in capsys.readouterr().err
