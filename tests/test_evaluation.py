@@ -316,3 +316,26 @@ def test_evaluate_num_windows_scores_every_window(tmp_path, monkeypatch, capsys)
     with pytest.raises(ValueError, match="`--num-windows` must be >= 1, got 0"):
         main([*base, "--num-windows", "0", "--out", str(tmp_path / "zero")])
     assert not (tmp_path / "short").exists() and not (tmp_path / "zero").exists()
+
+
+def test_evaluate_fix_first_latent_reaches_every_pipeline_and_is_recorded(tmp_path, monkeypatch):
+    """--fix-first-latent (the official --fix_first_frame) changes the forecasts, not the baselines, and is recorded
+    in the settings; without it the settings are as before (no key)."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from tests.test_pipeline_trajloom import tiny_pipeline
+    from trajloom_hf.evaluation import evaluate_bench
+
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 2},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
+    tiny_pipeline(height=80).save_pretrained(tmp_path / "pipe")
+    args = ["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "1", "--steps",
+            "2", "--no-eval-results"]
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(args + ["--fix-first-latent", "--out", str(tmp_path / "fixed")]) == 0
+    plain, fixed = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "fixed"))
+    assert "fix_first_latent" not in plain["settings"] and fixed["settings"]["fix_first_latent"] == {"TrajLoom": True}
+    assert fixed["results"]["TrajLoom"]["min_ade"] != plain["results"]["TrajLoom"]["min_ade"]
+    assert fixed["results"]["constant velocity"] == plain["results"]["constant velocity"]
+    with pytest.raises(TypeError, match="fix_first_latent"):
+        evaluate_bench({"TrajLoom": str(tmp_path / "pipe")}, str(bench), "synthetic", "test", fix_first_latent="yes")

@@ -365,3 +365,54 @@ def test_temporal_smoothing_option(tmp_path, history):
         run(temporal_smoothing=-1.0)
     with pytest.raises(ValueError, match="temporal_smoothing"):
         TrajLoomPipeline(vae=pipe.vae, transformer=pipe.transformer, scheduler=pipe.scheduler, temporal_smoothing=float("nan"))
+
+
+def test_fix_first_latent_holds_the_first_future_latent_at_the_last_history_latent(history, monkeypatch):
+    """fix_first_latent (the official --fix_first_frame): every model evaluation sees the first future latent set to
+    the last history latent, it never moves (Euler and DOPRI5), the other latents do; a scheduler config field the
+    pipeline follows unless the call overrides it; off by default."""
+    tracks, vis = history
+    pipe = tiny_pipeline()
+    assert pipe.scheduler.config.fix_first_latent is False
+    hist, seen = [], []
+    source = pipe.scheduler.sample_source
+
+    def record_source(history_latents=None, **kw):
+        hist.append(history_latents[:, -1].clone())
+        return source(history_latents=history_latents, **kw)
+
+    forward = pipe.transformer.forward
+
+    def record_forward(z, t, **kw):
+        seen.append(z[:, 0].clone())
+        return forward(z, t, **kw)
+
+    monkeypatch.setattr(pipe.scheduler, "sample_source", record_source)
+    monkeypatch.setattr(pipe.transformer, "forward", record_forward)
+    states = []
+    run = lambda **kw: pipe(tracks, vis, num_samples=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0),  # noqa: E731
+                            output_type="pt", **kw).future_tracks
+    cb = lambda p, i, t, d: states.append(d["latents"].clone()) or d  # noqa: E731
+    fixed = run(fix_first_latent=True, callback_on_step_end=cb)
+    held = torch.cat(hist).float()
+    assert len(seen) == 3 and all(torch.equal(s.float(), held) for s in seen)
+    assert all(torch.equal(z[:, 0], held) for z in states)
+    moved = [float((z[:, 1:] - states[0][:, 1:]).abs().max()) for z in states[1:]]
+    assert min(moved) > 0  # the rest of the future still flows
+    hist.clear()
+    seen.clear()
+    default = run()
+    assert not torch.equal(seen[-1].float(), held)  # by default the first latent moves with the ODE
+    assert (fixed - default).abs().max() > 1e-3
+    hist.clear()
+    seen.clear()
+    run(fix_first_latent=True, solver="dopri5")
+    assert len(seen) == 1 + 6 * 3 and all(torch.equal(s.float(), torch.cat(hist).float()) for s in seen)
+    # the scheduler's config is the default, a call overrides it
+    pipe.scheduler.register_to_config(fix_first_latent=True)
+    torch.testing.assert_close(run(), fixed)
+    torch.testing.assert_close(run(fix_first_latent=False), default)
+    with pytest.raises(TypeError, match="fix_first_latent"):
+        run(fix_first_latent=1)
+    with pytest.raises(TypeError, match="fix_first_latent"):
+        FlowMatchTrajScheduler(fix_first_latent="yes")

@@ -283,11 +283,12 @@ class SplitForecast(NamedTuple):
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
                    solver: str, seed: int, batch_size: int = 4, progress: bool = True,
                    frame_source: Optional[Sequence[int]] = None, temporal_smoothing: Optional[float] = None,
-                   num_windows: int = 1, rollout_video: str = "hold_last"):
+                   num_windows: int = 1, rollout_video: str = "hold_last", fix_first_latent: Optional[bool] = None):
     """Run a pipeline over every clip (one generator per clip: seeds ``seed + index``). A frame-conditioned pipeline
     gets clip ``frame_source[i]``'s history frames for clip ``i`` (default: its own). ``temporal_smoothing``: the
     pipeline call's sigma (None: the pipeline's config). ``num_windows`` / ``rollout_video``: the pipeline's rollout
     (``T_f`` = ``num_windows`` windows; windows 2.. are conditioned on the pipeline's own visibility reading).
+    ``fix_first_latent``: the pipeline call's (None: its scheduler config).
 
     Returns :class:`SplitForecast`: tracks ``[V, S, T_f, N, 2]`` px, the pipeline's visibility ``[V, S, T_f, N]``
     bool (its ``visibility_mode``) and both readings in ``readings``: ``"hold_last"`` (each point's last history
@@ -312,7 +313,7 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
         res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], video=video, prompt=prompt,
                    num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens,
                    visibility_mode=run_mode, temporal_smoothing=temporal_smoothing, num_windows=num_windows,
-                   rollout_video=rollout_video)
+                   rollout_video=rollout_video, fix_first_latent=fix_first_latent)
         outs.append(res.future_tracks)
         heads.append(res.future_visibility)
         inside.append(res.future_in_frame)
@@ -423,6 +424,7 @@ def evaluate_bench(
     temporal_smoothing: Optional[float] = None,
     num_windows: int = 1,
     rollout_video: str = "hold_last",
+    fix_first_latent: Optional[bool] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
     (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
@@ -433,7 +435,8 @@ def evaluate_bench(
     fp32); coordinates and scores stay fp32. ``oracle`` adds the row ``"VAE reconstruction (oracle, <name>)"`` of
     every pipeline whose VAE window equals the future window (module docstring), smoothed as that pipeline's
     forecasts are. ``temporal_smoothing`` (sigma, frames) overrides every pipeline's own (None: each pipeline's
-    config; :mod:`trajloom_hf.track_smoothing`). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
+    config; :mod:`trajloom_hf.track_smoothing`). ``fix_first_latent`` overrides every pipeline's scheduler config
+    (the official ``--fix_first_frame``; None: each pipeline's own, False unless set). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
     (atomically).
 
     ``num_windows`` ``k > 1``: every pipeline forecasts ``k`` windows with its rollout (``pipe(..., num_windows=k,
@@ -464,6 +467,8 @@ def evaluate_bench(
         temporal_smoothing = check_sigma(temporal_smoothing)
     if not isinstance(oracle, bool):
         raise TypeError(f"`oracle` must be True or False, got {oracle!r}")
+    if fix_first_latent is not None and not isinstance(fix_first_latent, bool):
+        raise TypeError(f"`fix_first_latent` must be True, False or None, got {fix_first_latent!r}")
     if shuffle_frames and not any(uses_frames(p) for p in loaded.values()):
         raise ValueError("`shuffle_frames` needs a pipeline that conditions on the frames (frame_encoder or video_vae)")
     data = load_bench_split(bench, config, split, max_clips, with_video=any(uses_frames(p) for p in loaded.values()))
@@ -512,7 +517,8 @@ def evaluate_bench(
             windows[j][name] = sc
 
     forecast = dict(num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, seed=seed,
-                    progress=progress, temporal_smoothing=temporal_smoothing, num_windows=k, rollout_video=rollout_video)
+                    progress=progress, temporal_smoothing=temporal_smoothing, num_windows=k, rollout_video=rollout_video,
+                    fix_first_latent=fix_first_latent)
     oracle_vaes = []  # (name, vae) already scored as an oracle row
     held = held_visibility(data.visibility[:, :t_h], k * t_f)
     for name, pipe in loaded.items():
@@ -551,6 +557,10 @@ def evaluate_bench(
                 "temporal_smoothing": {name: pipe.resolve_temporal_smoothing(temporal_smoothing)
                                        for name, pipe in loaded.items()},
                 "dtype": "float32" if torch_dtype is None else str(torch_dtype).replace("torch.", "")}
+        fixed = {name: pipe.scheduler.config.get("fix_first_latent", False) if fix_first_latent is None
+                 else fix_first_latent for name, pipe in loaded.items()}
+        if any(fixed.values()):  # only when used: the settings of the paper-default runs stay as they were
+            meta["fix_first_latent"] = fixed
         if k > 1:  # only for a rollout: the settings of a one-window run stay as they were
             meta.update(num_windows=k, window_frames=t_f, rollout_video=rollout_video,
                         gt_mean_accel_windows=[mean_acceleration(g, v) for g, v in zip(gt_w, vis_w)])

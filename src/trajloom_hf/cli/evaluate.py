@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temporal-smoothing", type=float, default=None, metavar="SIGMA",
                         help="Gaussian low-pass of every pipeline's decoded tracks along time, sigma in frames (0 = "
                              "off; default: each pipeline's own temporal_smoothing config, 0 unless set)")
+    parser.add_argument("--fix-first-latent", action="store_true", default=None,
+                        help="hold every pipeline's first future latent at its last history latent during sampling "
+                             "(the official --fix_first_frame; default: each pipeline's scheduler config, off)")
     parser.add_argument("--num-windows", type=int, default=1, metavar="K",
                         help="forecast K windows with each pipeline's rollout (window j + 1 conditioned on forecast j) "
                              "and score each window against its ground truth; the clips need K x future frames")
@@ -140,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
                              max_clips=args.max_clips, out_dir=args.out, vepe_frames=args.vepe_frames,
                              shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"),
                              oracle=args.oracle, temporal_smoothing=args.temporal_smoothing,
-                             num_windows=args.num_windows, rollout_video=args.rollout_video)
+                             num_windows=args.num_windows, rollout_video=args.rollout_video,
+                             fix_first_latent=args.fix_first_latent)
     if args.num_windows == 1:
         print(results_markdown(results, f"{args.config}/{args.split}"))
     else:

@@ -107,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "of later windows (default hold_last: the last observed frame held)")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps (default 10; 100 with --official-compat)")
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
+    parser.add_argument("--fix-first-latent", action="store_true", default=None,
+                        help="hold the first future latent at the last history latent during sampling (the official "
+                        "--fix_first_frame; default: the pipeline's scheduler config, off)")
     parser.add_argument("--seed", type=int, default=None, help="noise seed (default 0, drawn on the CPU; with "
                         "--official-compat 42, drawn on the device)")
     parser.add_argument("--official-compat", action="store_true",
@@ -278,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
     out = pipe(tracks, vis, video=video, prompt=args.caption, num_samples=args.num_samples,
                num_inference_steps=args.steps, solver=args.solver, check_query_grid=not args.no_grid_check,
                official_compat=args.official_compat, num_windows=num_windows, rollout_video=args.rollout_video,
-               generator=None if args.official_compat and not seed_given else
+               fix_first_latent=args.fix_first_latent, generator=None if args.official_compat and not seed_given else
                [torch.Generator(device=pipe._execution_device if args.official_compat else "cpu").manual_seed(args.seed)])
     keep = slice(None) if args.horizon is None else slice(0, args.horizon)  # whole windows run, the horizon kept
     fut, fvis = out.future_tracks[0][:, keep], out.future_visibility[0][:, keep]

@@ -459,6 +459,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         num_windows: int = 1,
         rollout_video: str = "hold_last",
         temporal_smoothing: Optional[float] = None,
+        fix_first_latent: Optional[bool] = None,
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -511,6 +512,10 @@ class TrajLoomPipeline(DiffusionPipeline):
                 context: zeros, as the transformer reads a missing video). Ignored without ``video``.
             temporal_smoothing: sigma in frames of the Gaussian low-pass of the decoded tracks along time, before
                 the in-frame test (default: the pipeline's config, 0 = off; see :mod:`trajloom_hf.track_smoothing`).
+            fix_first_latent: hold the first future latent at the last history latent during the whole ODE (its
+                state is set to it before every model evaluation and its velocity zeroed: the official
+                ``--fix_first_frame``, reference §3.11). Default: the scheduler's ``config.fix_first_latent``
+                (False, as the official default).
         Returns:
             :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``); its time axis holds
             ``num_windows * future_frames`` frames.
@@ -539,6 +544,10 @@ class TrajLoomPipeline(DiffusionPipeline):
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
         vis_mode = self.resolve_visibility_mode(visibility_mode)
         sigma = self.resolve_temporal_smoothing(temporal_smoothing)
+        if fix_first_latent is None:
+            fix_first_latent = self.scheduler.config.get("fix_first_latent", False)
+        if not isinstance(fix_first_latent, bool):
+            raise TypeError(f"`fix_first_latent` must be True, False or None, got {fix_first_latent!r}")
         bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if bad:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` may only hold {self._callback_tensor_inputs}, got {sorted(bad)}")
@@ -567,7 +576,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         step_args = dict(num_inference_steps=num_inference_steps, solver=solver, generator=generator,
                          official_compat=official_compat, callback_on_step_end=callback_on_step_end,
                          callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, vis_mode=vis_mode,
-                         visibility_threshold=visibility_threshold, group=s, sigma=sigma)
+                         visibility_threshold=visibility_threshold, group=s, sigma=sigma, fix_first=fix_first_latent)
 
         # 2. window 1: the observed history, S samples per clip
         px, fut_vis, prob, inside = self._sample_window(tracks, vis, video_lat, text, repeat=s, **step_args)
@@ -620,7 +629,7 @@ class TrajLoomPipeline(DiffusionPipeline):
 
     def _sample_window(self, tracks, vis, video_lat, text, *, repeat, group, num_inference_steps, solver, generator,
                        official_compat, callback_on_step_end, callback_on_step_end_tensor_inputs, vis_mode,
-                       visibility_threshold, sigma=0.0):
+                       visibility_threshold, sigma=0.0, fix_first=False):
         """One forecast window. ``tracks`` ``[R, T_h, N, 2]`` px / ``vis`` ``[R, T_h, N]``: the history as the model
         sees it (history mode applied), ``R`` histories, each sampled ``repeat`` times; a generator list holds one
         generator per ``group`` consecutive rows of the ``R * repeat`` samples (one per clip). Returns future px
@@ -648,10 +657,19 @@ class TrajLoomPipeline(DiffusionPipeline):
         else:
             z = self.scheduler.sample_source(z_hist_rep, generator=generator)
         z = z.to(device)
+        if fix_first:  # the official --fix_first_frame: the first future latent is the last history latent
+            held = z_hist_rep[:, -1].to(device)
+            z[:, 0] = held
 
         # integrate the ODE from t = 0 to 1
         def velocity(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.transformer(zt, t, context=context).sample.float()
+            if fix_first:  # every evaluation sees the held slice (a callback may have moved it), which does not move
+                zt = zt.clone()
+                zt[:, 0] = held
+            v = self.transformer(zt, t, context=context).sample.float()
+            if fix_first:
+                v[:, 0] = 0
+            return v
 
         if solver in ("dopri5", "dopri5_adaptive"):
             z = self.scheduler.sample(velocity, z, num_inference_steps, solver=solver).sample

@@ -322,6 +322,9 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
             (``num_inference_steps`` of the config).
         dopri5_backend: ``"auto"`` (torchdiffeq if importable), ``"torchdiffeq"`` or ``"native"``.
         anchor_first / anchor_noise_std: boundary-anchored source ``z_0`` (eq. 7, App. A.2).
+        fix_first_latent: sampling only: hold the first future latent at the last history latent for the whole
+            ODE (the official ``--fix_first_frame`` / ``x0_fix_first_latent``, off there by default; the pipeline
+            applies it, :meth:`TrajLoomPipeline.__call__`).
         tube_sigma, t_small_prob, t_small_max: training-time interpolation noise and flow-time mixture (App. A.2).
     """
 
@@ -343,7 +346,10 @@ class FlowMatchTrajScheduler(SchedulerMixin, ConfigMixin):
         tube_sigma: float = 0.05,
         t_small_prob: float = 0.2,
         t_small_max: float = 0.1,
+        fix_first_latent: bool = False,
     ):
+        if not isinstance(fix_first_latent, bool):
+            raise TypeError(f"`fix_first_latent` must be True or False, got {fix_first_latent!r}")
         if solver not in SOLVERS:
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
         if timestep_spacing not in SPACINGS:
