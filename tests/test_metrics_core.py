@@ -370,6 +370,26 @@ def test_vepe_pools_points_over_videos():
         vepe(pred, ref, np.zeros_like(vis))
 
 
+def test_error_by_frame_hand_case():
+    """Per-frame error of the best-of-K sample (minADE's pick) and over samples, pooled over visible points."""
+    from trajloom_hf.metrics import error_by_frame
+
+    ref = np.zeros((2, 3, 2, 2))
+    vis = np.ones((2, 3, 2), bool)
+    vis[1, 2] = False  # no point of video 1 at t = 2
+    drift = ref + np.arange(3)[None, :, None, None] * np.array([0.0, 1.0])  # error t at frame t
+    offset = ref + np.array([0.0, 1.5])  # error 1.5 at every frame
+    samples = np.stack([drift, offset], 1)  # [V, K=2, T, N, 2]; ADE: drift 1 (v 0) / 0.5 (v 1), offset 1.5
+    e = error_by_frame(samples, ref, vis)
+    np.testing.assert_allclose(e.best_of_k, [0.0, 1.0, 2.0])  # drift is the best sample of both videos
+    np.testing.assert_allclose(e.mean_over_samples, [0.75, 1.25, 1.75])  # t = 2: video 0's two points only
+    assert e.num_samples == 2
+    e = error_by_frame(drift, ref)  # [V, T, N, 2]: one sample, all visible
+    np.testing.assert_allclose(e.best_of_k, [0.0, 1.0, 2.0]) and np.testing.assert_allclose(e.mean_over_samples, e.best_of_k)
+    with pytest.raises(ValueError, match=r"\[V, K, T, N, 2\]"):
+        error_by_frame(samples[:, :, :2], ref, vis)
+
+
 def test_ade_fde_and_best_of_k_hand_case():
     ref = np.zeros((2, 3, 2, 2))  # [V, T, N, 2]
     vis = np.ones((2, 3, 2), bool)

@@ -150,3 +150,36 @@ def displacement_errors(predictions, references, visibility=None, fde_at: str = 
         raise ValueError("no video has a point visible at the final frame: FDE (`fde_at='last_frame'`) is undefined")
     return DisplacementErrors(float(ade.mean()), float(fde.mean()), float(ade.min(1).mean()), float(fde.min(1).mean()),
                               int(pred.shape[1]))
+
+
+@dataclass
+class ErrorByFrame:
+    """Mean error per future frame ``[T]`` (px) over the visible reference points of all videos: of each video's
+    best-of-K sample (the one minADE picks) and averaged over the K samples."""
+
+    best_of_k: np.ndarray
+    mean_over_samples: np.ndarray
+    num_samples: int
+
+
+def error_by_frame(predictions, references, visibility=None) -> ErrorByFrame:
+    """Where in the window the error is: ``predictions [V, K, T, N, 2]`` (or ``[V, T, N, 2]``) vs ``references
+    [V, T, N, 2]`` px, visibility ``[V, T, N]`` (None = all visible).
+
+    Per frame t, the error is pooled over the videos' visible points at t (a frame with none is NaN). The best sample
+    of a video is the one with the lowest ADE (:func:`displacement_errors`), so the frames of ``best_of_k`` average to
+    about minADE (exactly when every frame has the same visible points)."""
+    pred, ref = np.asarray(predictions), np.asarray(references)
+    if pred.ndim == ref.ndim:
+        pred = pred[:, None]
+    if pred.ndim != 5 or ref.ndim != 4 or pred.shape[:1] + pred.shape[2:] != ref.shape:
+        raise ValueError(f"`predictions` must be [V, K, T, N, 2] matching `references` [V, T, N, 2], got "
+                         f"{list(pred.shape)} and {list(ref.shape)}")
+    _, _, vis = _shapes(ref, ref, visibility)
+    vis = vis & np.isfinite(ref).all(-1)
+    ade, _ = _ade_fde(pred, ref, vis)  # [V, K]; also the NaN / empty-video checks
+    err = np.linalg.norm(np.where(vis[:, None, ..., None], pred.astype(np.float64) - ref[:, None], 0.0), axis=-1)
+    best = err[np.arange(len(err)), ade.argmin(1)]  # [V, T, N]
+    count = vis.sum((0, 2)).astype(np.float64)  # [T]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ErrorByFrame(best.sum((0, 2)) / count, err.sum((0, 1, 3)) / (count * pred.shape[1]), int(pred.shape[1]))
