@@ -117,6 +117,17 @@ def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: in
     return ade, fde
 
 
+def _with_sample_axis(predictions, references):
+    """``(pred [V, K, T, N, 2], ref [V, T, N, 2])`` as arrays; a ``[V, T, N, 2]`` prediction gets K = 1."""
+    pred, ref = np.asarray(predictions), np.asarray(references)
+    if pred.ndim == ref.ndim:
+        pred = pred[:, None]
+    if pred.ndim != 5 or ref.ndim != 4 or pred.shape[:1] + pred.shape[2:] != ref.shape:
+        raise ValueError(f"`predictions` must be [V, K, T, N, 2] matching `references` [V, T, N, 2], got "
+                         f"{list(pred.shape)} and {list(ref.shape)}")
+    return pred, ref
+
+
 def displacement_errors(predictions, references, visibility=None, fde_at: str = "last_visible") -> DisplacementErrors:
     """Multi-sample accuracy over visible points.
 
@@ -133,12 +144,7 @@ def displacement_errors(predictions, references, visibility=None, fde_at: str = 
     """
     if fde_at not in FDE_READINGS:
         raise ValueError(f"`fde_at` must be one of {FDE_READINGS}, got {fde_at!r}")
-    pred, ref = np.asarray(predictions), np.asarray(references)
-    if pred.ndim == ref.ndim:
-        pred = pred[:, None]
-    if pred.ndim != 5 or ref.ndim != 4 or pred.shape[:1] + pred.shape[2:] != ref.shape:
-        raise ValueError(f"`predictions` must be [V, K, T, N, 2] matching `references` [V, T, N, 2], got "
-                         f"{list(pred.shape)} and {list(ref.shape)}")
+    pred, ref = _with_sample_axis(predictions, references)
     _, _, vis = _shapes(ref, ref, visibility)
     per = max(1, CHUNK_POINTS // int(np.prod(pred.shape[1:-1])))
     parts = [_ade_fde(pred[i : i + per], ref[i : i + per], vis[i : i + per], i, fde_at)
@@ -169,12 +175,7 @@ def error_by_frame(predictions, references, visibility=None) -> ErrorByFrame:
     Per frame t, the error is pooled over the videos' visible points at t (a frame with none is NaN). The best sample
     of a video is the one with the lowest ADE (:func:`displacement_errors`), so the frames of ``best_of_k`` average to
     about minADE (exactly when every frame has the same visible points)."""
-    pred, ref = np.asarray(predictions), np.asarray(references)
-    if pred.ndim == ref.ndim:
-        pred = pred[:, None]
-    if pred.ndim != 5 or ref.ndim != 4 or pred.shape[:1] + pred.shape[2:] != ref.shape:
-        raise ValueError(f"`predictions` must be [V, K, T, N, 2] matching `references` [V, T, N, 2], got "
-                         f"{list(pred.shape)} and {list(ref.shape)}")
+    pred, ref = _with_sample_axis(predictions, references)
     _, _, vis = _shapes(ref, ref, visibility)
     vis = vis & np.isfinite(ref).all(-1)
     ade, _ = _ade_fde(pred, ref, vis)  # [V, K]; also the NaN / empty-video checks
