@@ -436,8 +436,8 @@ def evaluate_bench(
     every pipeline whose VAE window equals the future window (module docstring), smoothed as that pipeline's
     forecasts are. ``temporal_smoothing`` (sigma, frames) overrides every pipeline's own (None: each pipeline's
     config; :mod:`trajloom_hf.track_smoothing`). ``fix_first_latent`` overrides every pipeline's scheduler config
-    (the official ``--fix_first_frame``; None: each pipeline's own, False unless set). Writes ``results.json`` and ``results.md`` to ``out_dir`` when given
-    (atomically).
+    (the official ``--fix_first_frame``; None: each pipeline's own, False unless set). Writes ``results.json`` and
+    ``results.md`` to ``out_dir`` when given (atomically).
 
     ``num_windows`` ``k > 1``: every pipeline forecasts ``k`` windows with its rollout (``pipe(..., num_windows=k,
     rollout_video=rollout_video)``, README "Past one window"), the baselines extrapolate over the same horizon, and

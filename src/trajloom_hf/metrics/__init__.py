@@ -1,6 +1,6 @@
 """Trajectory metrics (numpy): FVMD (official and trajectory modes), FVMD-Long, FlowTV, DivCurlE, VEPE, ADE/FDE,
-error by future frame, points within 1-16 px and MVD (the motion-forecasting peer's), future-visibility scores, and the mean acceleration
-magnitude (a jitter diagnostic).
+the error by future frame, points within 1-16 px and MVD (the motion-forecasting peer's), future-visibility scores,
+and the mean acceleration magnitude (a jitter diagnostic).
 
 The ``evaluate`` modules in the repository's ``metrics/`` folder are thin wrappers over these functions.
 """
@@ -21,7 +21,8 @@ from .points_within import PointsWithin, points_within
 from .visibility import VisibilityScores, visibility_scores
 
 __all__ = [
-    "DisplacementErrors", "ErrorByFrame", "error_by_frame", "FVMDResult", "FlowFieldScore", "displacement_errors", "div_curl_energy", "flow_tv",
+    "DisplacementErrors", "ErrorByFrame", "error_by_frame", "FVMDResult", "FlowFieldScore", "displacement_errors",
+    "div_curl_energy", "flow_tv",
     "frechet_distance", "fvmd", "fvmd_long", "motion_features", "motion_histograms", "vepe",
     "VisibilityScores", "visibility_scores", "MotionVectorDistance", "motion_vector_distance",
     "motion_vector_histogram", "PointsWithin", "points_within", "mean_acceleration",
