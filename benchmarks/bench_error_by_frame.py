@@ -58,10 +58,9 @@ def main(argv=None) -> int:
         pipe.set_progress_bar_config(disable=True)
     data = load_bench_split(args.bench, args.config, args.split, args.max_clips,
                             with_video=any(uses_frames(p) for p in pipes.values()))
-    t_h = next(iter(pipes.values())).vae.config.num_frames
-    gt, vis = data.tracks[:, t_h:], data.visibility[:, t_h:]
-    t_f = next(iter(pipes.values())).future_frames
-    gt, vis = gt[:, :t_f], vis[:, :t_f]
+    first = next(iter(pipes.values()))
+    t_h, t_f = first.vae.config.num_frames, first.future_frames
+    gt, vis = data.tracks[:, t_h : t_h + t_f], data.visibility[:, t_h : t_h + t_f]
     rows = {}
     for name, pipe in pipes.items():
         f = forecast_split(pipe, data, t_h, num_samples=args.num_samples, num_inference_steps=args.steps,

@@ -551,8 +551,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
     # the table scores every ablation of this seed: those trained now and those an earlier invocation trained (a
     # second `--ablation-variants` run adds rows, never drops them); each is re-scored when its weights are newer
     # than the table
-    kept = [k for k in ABLATIONS if k in ablations or (d[k] / "pipeline" / "model_index.json").exists()
-            or (k == "no_regulariser" and (d[k] / "vae" / "config.json").exists())]
+    made = {k: d[k] / ("vae/config.json" if k == "no_regulariser" else "pipeline/model_index.json") for k in ABLATIONS}
+    kept = [k for k in ABLATIONS if k in ablations or made[k].exists()]  # what each variant's last stage writes
     scored = [k for k in ("no_on_policy", "no_anchor", "no_fusion", "no_offsets") if k in kept]
     pipes = [arg for k in scored for arg in ("--baseline", f"{ABLATIONS[k]}={d[k] / 'pipeline'}")]
     vae_owners = {"TrajLoom": tl, **({ABLATIONS["no_offsets"]: whn} if "no_offsets" in kept else {}),
@@ -561,7 +561,7 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
         S("ablations: trajloom evaluate (test split)", ab / "results" / "results.json", "evaluate", trajloom + [
             "evaluate", "--pipeline", tl / "pipeline", *pipes, "--bench", bench, "--config", CONFIG, "--split", "test",
             "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", ab / "results"],
-          inputs=(tl / "pipeline" / "model_index.json", *(d[k] / "pipeline" / "model_index.json" for k in scored))),
+          inputs=(tl / "pipeline" / "model_index.json", *(made[k] for k in scored))),
         S("ablations: VAE VEPE (test split) and ablations.md", ab / "ablations.json", "render",
           fn=lambda: write_ablations_md(out, bench, vae_owners),
           inputs=(ab / "results" / "results.json", *(o / "vae" / "config.json" for o in vae_owners.values()))),

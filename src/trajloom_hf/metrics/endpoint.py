@@ -90,9 +90,9 @@ class DisplacementErrors:
 FDE_READINGS = ("last_visible", "last_frame")
 
 
-def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: int = 0, fde_at: str = "last_visible"):
-    """Per-video, per-sample ``(ADE [v, K], FDE [v, K])`` of ``pred [v, K, T, N, 2]`` vs ``ref [v, T, N, 2]``
-    (FDE NaN for a video with no point visible at the final frame under ``fde_at="last_frame"``)."""
+def _point_errors(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: int = 0):
+    """``(err [v, K, T, N], vis [v, T, N], ADE [v, K])``: the float64 error of ``pred [v, K, T, N, 2]`` vs ``ref
+    [v, T, N, 2]`` at the counted points (visible, finite reference; 0 elsewhere) and each sample's ADE."""
     pred, ref = pred.astype(np.float64), ref.astype(np.float64)
     vis = vis & np.isfinite(ref).all(-1)
     bad = ~np.isfinite(pred).all(-1) & vis[:, None]
@@ -104,7 +104,13 @@ def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: in
     if (count == 0).any():
         raise ValueError("a video has no visible point: ADE is undefined (drop it or fix `visibility`)")
     err = np.linalg.norm(np.where(vis[:, None, ..., None], pred - ref[:, None], 0.0), axis=-1)  # [v, K, T, N]
-    ade = err.sum((2, 3)) / count[:, None]
+    return err, vis, err.sum((2, 3)) / count[:, None]
+
+
+def _ade_fde(pred: np.ndarray, ref: np.ndarray, vis: np.ndarray, first_video: int = 0, fde_at: str = "last_visible"):
+    """Per-video, per-sample ``(ADE [v, K], FDE [v, K])`` of ``pred [v, K, T, N, 2]`` vs ``ref [v, T, N, 2]``
+    (FDE NaN for a video with no point visible at the final frame under ``fde_at="last_frame"``)."""
+    err, vis, ade = _point_errors(pred, ref, vis, first_video)
     if fde_at == "last_frame":
         at_end = vis[:, -1]  # [v, N]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -177,9 +183,7 @@ def error_by_frame(predictions, references, visibility=None) -> ErrorByFrame:
     about minADE (exactly when every frame has the same visible points)."""
     pred, ref = _with_sample_axis(predictions, references)
     _, _, vis = _shapes(ref, ref, visibility)
-    vis = vis & np.isfinite(ref).all(-1)
-    ade, _ = _ade_fde(pred, ref, vis)  # [V, K]; also the NaN / empty-video checks
-    err = np.linalg.norm(np.where(vis[:, None, ..., None], pred.astype(np.float64) - ref[:, None], 0.0), axis=-1)
+    err, vis, ade = _point_errors(pred, ref, vis)  # [V, K, T, N], the counted points, [V, K]
     best = err[np.arange(len(err)), ade.argmin(1)]  # [V, T, N]
     count = vis.sum((0, 2)).astype(np.float64)  # [T]
     with np.errstate(invalid="ignore", divide="ignore"):
