@@ -339,3 +339,27 @@ def test_evaluate_fix_first_latent_reaches_every_pipeline_and_is_recorded(tmp_pa
     assert fixed["results"]["constant velocity"] == plain["results"]["constant velocity"]
     with pytest.raises(TypeError, match="fix_first_latent"):
         evaluate_bench({"TrajLoom": str(tmp_path / "pipe")}, str(bench), "synthetic", "test", fix_first_latent="yes")
+
+
+def test_evaluate_boundary_continuity_reaches_every_pipeline_and_is_recorded(tmp_path, monkeypatch):
+    """--boundary-continuity TAU changes the forecasts, not the baselines, is recorded in the settings (absent when
+    off), and a bad TAU is an error before any work."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from tests.test_pipeline_trajloom import tiny_pipeline
+
+    bench = tmp_path / "bench"
+    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 2},
+                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
+    tiny_pipeline(height=80).save_pretrained(tmp_path / "pipe")
+    args = ["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "1", "--steps",
+            "2", "--no-eval-results"]
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(args + ["--boundary-continuity", "inf", "--out", str(tmp_path / "joined")]) == 0
+    plain, joined = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "joined"))
+    assert "boundary_continuity" not in plain["settings"]
+    assert joined["settings"]["boundary_continuity"] == {"TrajLoom": float("inf")}
+    assert joined["results"]["TrajLoom"]["min_ade"] != plain["results"]["TrajLoom"]["min_ade"]
+    assert joined["results"]["constant velocity"] == plain["results"]["constant velocity"]
+    with pytest.raises(ValueError, match="--boundary-continuity"):
+        main(args + ["--boundary-continuity", "-1", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()

@@ -283,12 +283,14 @@ class SplitForecast(NamedTuple):
 def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: int, num_inference_steps: int,
                    solver: str, seed: int, batch_size: int = 4, progress: bool = True,
                    frame_source: Optional[Sequence[int]] = None, temporal_smoothing: Optional[float] = None,
-                   num_windows: int = 1, rollout_video: str = "hold_last", fix_first_latent: Optional[bool] = None):
+                   num_windows: int = 1, rollout_video: str = "hold_last", fix_first_latent: Optional[bool] = None,
+                   boundary_continuity: Optional[float] = None):
     """Run a pipeline over every clip (one generator per clip: seeds ``seed + index``). A frame-conditioned pipeline
     gets clip ``frame_source[i]``'s history frames for clip ``i`` (default: its own). ``temporal_smoothing``: the
     pipeline call's sigma (None: the pipeline's config). ``num_windows`` / ``rollout_video``: the pipeline's rollout
     (``T_f`` = ``num_windows`` windows; windows 2.. are conditioned on the pipeline's own visibility reading).
-    ``fix_first_latent``: the pipeline call's (None: its scheduler config).
+    ``fix_first_latent``: the pipeline call's (None: its scheduler config). ``boundary_continuity``: the pipeline
+    call's tau (frames; None: the pipeline's config; :mod:`trajloom_hf.boundary_continuity`).
 
     Returns :class:`SplitForecast`: tracks ``[V, S, T_f, N, 2]`` px, the pipeline's visibility ``[V, S, T_f, N]``
     bool (its ``visibility_mode``) and both readings in ``readings``: ``"hold_last"`` (each point's last history
@@ -313,7 +315,8 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
         res = pipe(data.tracks[idx, :history_frames], data.visibility[idx, :history_frames], video=video, prompt=prompt,
                    num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, generator=gens,
                    visibility_mode=run_mode, temporal_smoothing=temporal_smoothing, num_windows=num_windows,
-                   rollout_video=rollout_video, fix_first_latent=fix_first_latent)
+                   rollout_video=rollout_video, fix_first_latent=fix_first_latent,
+                   boundary_continuity=boundary_continuity)
         outs.append(res.future_tracks)
         heads.append(res.future_visibility)
         inside.append(res.future_in_frame)
@@ -425,6 +428,7 @@ def evaluate_bench(
     num_windows: int = 1,
     rollout_video: str = "hold_last",
     fix_first_latent: Optional[bool] = None,
+    boundary_continuity: Optional[float] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Score every pipeline folder in ``pipelines`` (name -> path) and the static / constant-velocity baselines
     (with ``shuffle_frames``, frame-conditioned pipelines also with another clip's frames: module docstring).
@@ -436,7 +440,8 @@ def evaluate_bench(
     every pipeline whose VAE window equals the future window (module docstring), smoothed as that pipeline's
     forecasts are. ``temporal_smoothing`` (sigma, frames) overrides every pipeline's own (None: each pipeline's
     config; :mod:`trajloom_hf.track_smoothing`). ``fix_first_latent`` overrides every pipeline's scheduler config
-    (the official ``--fix_first_frame``; None: each pipeline's own, False unless set). Writes ``results.json`` and
+    (the official ``--fix_first_frame``; None: each pipeline's own, False unless set); ``boundary_continuity`` (tau,
+    frames) every pipeline's config (None: each pipeline's own, 0 = off; :mod:`trajloom_hf.boundary_continuity`). Writes ``results.json`` and
     ``results.md`` to ``out_dir`` when given (atomically).
 
     ``num_windows`` ``k > 1``: every pipeline forecasts ``k`` windows with its rollout (``pipe(..., num_windows=k,
@@ -465,6 +470,10 @@ def evaluate_bench(
         from .track_smoothing import check_sigma
 
         temporal_smoothing = check_sigma(temporal_smoothing)
+    if boundary_continuity is not None:
+        from .boundary_continuity import check_tau
+
+        boundary_continuity = check_tau(boundary_continuity)
     if not isinstance(oracle, bool):
         raise TypeError(f"`oracle` must be True or False, got {oracle!r}")
     if fix_first_latent is not None and not isinstance(fix_first_latent, bool):
@@ -518,7 +527,7 @@ def evaluate_bench(
 
     forecast = dict(num_samples=num_samples, num_inference_steps=num_inference_steps, solver=solver, seed=seed,
                     progress=progress, temporal_smoothing=temporal_smoothing, num_windows=k, rollout_video=rollout_video,
-                    fix_first_latent=fix_first_latent)
+                    fix_first_latent=fix_first_latent, boundary_continuity=boundary_continuity)
     oracle_vaes = []  # (name, vae) already scored as an oracle row
     held = held_visibility(data.visibility[:, :t_h], k * t_f)
     for name, pipe in loaded.items():
@@ -561,6 +570,9 @@ def evaluate_bench(
                  else fix_first_latent for name, pipe in loaded.items()}
         if any(fixed.values()):  # only when used: the settings of the paper-default runs stay as they were
             meta["fix_first_latent"] = fixed
+        joined = {name: pipe.resolve_boundary_continuity(boundary_continuity) for name, pipe in loaded.items()}
+        if any(joined.values()):  # only when used, as fix_first_latent
+            meta["boundary_continuity"] = joined
         if k > 1:  # only for a rollout: the settings of a one-window run stay as they were
             meta.update(num_windows=k, window_frames=t_f, rollout_video=rollout_video,
                         gt_mean_accel_windows=[mean_acceleration(g, v) for g, v in zip(gt_w, vis_w)])

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fix-first-latent", action="store_true", default=None,
                         help="hold every pipeline's first future latent at its last history latent during sampling "
                              "(the official --fix_first_frame; default: each pipeline's scheduler config, off)")
+    parser.add_argument("--boundary-continuity", type=float, default=None, metavar="TAU",
+                        help="join every pipeline's decoded window onto its history: the offset of future frame 0 "
+                             "from the history's first constant-velocity step removed with weight exp(-t / TAU) "
+                             "(frames; inf = a constant shift; 0 = off; default: each pipeline's own config, off)")
     parser.add_argument("--num-windows", type=int, default=1, metavar="K",
                         help="forecast K windows with each pipeline's rollout (window j + 1 conditioned on forecast j) "
                              "and score each window against its ground truth; the clips need K x future frames")
@@ -96,6 +100,10 @@ def check_arguments(args: argparse.Namespace) -> dict:
         from ..track_smoothing import check_sigma
 
         check_sigma(args.temporal_smoothing, "--temporal-smoothing")
+    if getattr(args, "boundary_continuity", None) is not None:
+        from ..boundary_continuity import check_tau
+
+        check_tau(args.boundary_continuity, "--boundary-continuity")
     pipelines = {"TrajLoom": args.pipeline}
     for item in args.baseline:
         name, _, path = item.rpartition("=")
@@ -144,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
                              shuffle_frames=args.shuffle_frames, torch_dtype=resolve_dtype(args.dtype, "cpu"),
                              oracle=args.oracle, temporal_smoothing=args.temporal_smoothing,
                              num_windows=args.num_windows, rollout_video=args.rollout_video,
-                             fix_first_latent=args.fix_first_latent)
+                             fix_first_latent=args.fix_first_latent,
+                             boundary_continuity=getattr(args, "boundary_continuity", None))
     if args.num_windows == 1:
         print(results_markdown(results, f"{args.config}/{args.split}"))
     else:

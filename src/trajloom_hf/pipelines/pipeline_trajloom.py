@@ -62,6 +62,7 @@ from .hub_layout import is_own_layout, write_hub_layout
 from ..schedulers import FlowMatchTrajScheduler
 from ..schedulers.scheduling_flow_match_traj import SOLVERS
 from ..track_smoothing import check_sigma, smooth_tracks_in_time
+from ..boundary_continuity import check_tau, continue_history
 from ..validation import (check_finite_parameters, check_probability, check_tracks, check_uint8_video,
                           check_visibility)
 
@@ -190,6 +191,10 @@ class TrajLoomPipeline(DiffusionPipeline):
             trivial baseline) or ``"auto"`` (default: the head when the pipeline has one, else hold-last).
         temporal_smoothing: sigma in frames of a Gaussian low-pass of the decoded tracks along time
             (:mod:`trajloom_hf.track_smoothing`: removes decoder jitter; 0, the default, is off).
+        boundary_continuity: ``tau`` in frames of the pixel-space join of each decoded window onto its history
+            (:mod:`trajloom_hf.boundary_continuity`: the offset of future frame 0 from the first constant-velocity
+            step of the history the model sees is removed with weight ``exp(-t / tau)``; ``inf`` a constant shift;
+            0, the default, is off; not in the paper).
     """
 
     model_cpu_offload_seq = "text_encoder->video_vae->frame_encoder->vae->transformer->visibility_predictor"
@@ -209,9 +214,11 @@ class TrajLoomPipeline(DiffusionPipeline):
         history_mode: str = "tracks",
         visibility_mode: str = "auto",
         temporal_smoothing: float = 0.0,
+        boundary_continuity: float = 0.0,
     ):
         super().__init__()
         temporal_smoothing = check_sigma(temporal_smoothing)
+        boundary_continuity = check_tau(boundary_continuity)
         if visibility_mode not in VISIBILITY_MODES:
             raise ValueError(f"`visibility_mode` must be one of {VISIBILITY_MODES}, got {visibility_mode!r}")
         if visibility_mode == "head" and visibility_predictor is None:
@@ -234,7 +241,7 @@ class TrajLoomPipeline(DiffusionPipeline):
                                  f"frames, grid {tuple(frame_encoder.grid_hw)}; the vae on {vae.config.height}x"
                                  f"{vae.config.width}, grid {tuple(vae.grid_hw)}")
         self.register_to_config(history_mode=history_mode, visibility_mode=visibility_mode,
-                                temporal_smoothing=temporal_smoothing)
+                                temporal_smoothing=temporal_smoothing, boundary_continuity=boundary_continuity)
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
                               visibility_predictor=visibility_predictor, video_vae=video_vae,
                               text_encoder=text_encoder, tokenizer=tokenizer, frame_encoder=frame_encoder)
@@ -460,6 +467,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         rollout_video: str = "hold_last",
         temporal_smoothing: Optional[float] = None,
         fix_first_latent: Optional[bool] = None,
+        boundary_continuity: Optional[float] = None,
     ):
         r"""Sample ``num_samples`` futures per clip in one batched pass.
 
@@ -516,6 +524,9 @@ class TrajLoomPipeline(DiffusionPipeline):
                 state is set to it before every model evaluation and its velocity zeroed: the official
                 ``--fix_first_frame``, reference §3.11). Default: the scheduler's ``config.fix_first_latent``
                 (False, as the official default).
+            boundary_continuity: ``tau`` (frames) of the join of each window's decoded tracks onto its history,
+                after the smoothing and before the in-frame test (default: the pipeline's config, 0 = off; see
+                :mod:`trajloom_hf.boundary_continuity`).
         Returns:
             :class:`TrajLoomPipelineOutput` (or a tuple ``(tracks, visibility, prob, in_frame)``); its time axis holds
             ``num_windows * future_frames`` frames.
@@ -544,6 +555,7 @@ class TrajLoomPipeline(DiffusionPipeline):
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
         vis_mode = self.resolve_visibility_mode(visibility_mode)
         sigma = self.resolve_temporal_smoothing(temporal_smoothing)
+        tau = self.resolve_boundary_continuity(boundary_continuity)
         if fix_first_latent is None:
             fix_first_latent = self.scheduler.config.get("fix_first_latent", False)
         if not isinstance(fix_first_latent, bool):
@@ -576,7 +588,7 @@ class TrajLoomPipeline(DiffusionPipeline):
         step_args = dict(num_inference_steps=num_inference_steps, solver=solver, generator=generator,
                          official_compat=official_compat, callback_on_step_end=callback_on_step_end,
                          callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, vis_mode=vis_mode,
-                         visibility_threshold=visibility_threshold, group=s, sigma=sigma, fix_first=fix_first_latent)
+                         visibility_threshold=visibility_threshold, group=s, sigma=sigma, fix_first=fix_first_latent, tau=tau)
 
         # 2. window 1: the observed history, S samples per clip
         px, fut_vis, prob, inside = self._sample_window(tracks, vis, video_lat, text, repeat=s, **step_args)
@@ -629,11 +641,12 @@ class TrajLoomPipeline(DiffusionPipeline):
 
     def _sample_window(self, tracks, vis, video_lat, text, *, repeat, group, num_inference_steps, solver, generator,
                        official_compat, callback_on_step_end, callback_on_step_end_tensor_inputs, vis_mode,
-                       visibility_threshold, sigma=0.0, fix_first=False):
+                       visibility_threshold, sigma=0.0, fix_first=False, tau=0.0):
         """One forecast window. ``tracks`` ``[R, T_h, N, 2]`` px / ``vis`` ``[R, T_h, N]``: the history as the model
         sees it (history mode applied), ``R`` histories, each sampled ``repeat`` times; a generator list holds one
         generator per ``group`` consecutive rows of the ``R * repeat`` samples (one per clip). Returns future px
-        ``[R * repeat, T_f, N, 2]`` (smoothed along time with ``sigma`` frames, clipped to the frame), visibility,
+        ``[R * repeat, T_f, N, 2]`` (smoothed along time with ``sigma`` frames, joined onto the history with
+        ``tau`` frames, clipped to the frame), visibility,
         probability (or None), in-frame."""
         device = self._execution_device
         z_hist, lat_vis = self.encode_history(tracks, vis)
@@ -705,6 +718,9 @@ class TrajLoomPipeline(DiffusionPipeline):
         if sigma > 0:
             x = smooth_tracks_in_time(x, sigma)
         px = denormalize_tracks(x.float(), h, w)  # [R*repeat, T_f, N, 2]
+        if tau > 0:  # the history as the model saw it: a held-still view joins at the current positions
+            px = continue_history(px, tracks.to(px.device).repeat_interleave(repeat, dim=0),
+                                  vis.to(px.device).repeat_interleave(repeat, dim=0), tau)
         if not torch.isfinite(px).all():
             self._raise_non_finite("the decoded tracks")
         t_f = px.shape[1]
@@ -772,6 +788,13 @@ class TrajLoomPipeline(DiffusionPipeline):
         if temporal_smoothing is None:
             temporal_smoothing = self.config.get("temporal_smoothing", 0.0)
         return check_sigma(temporal_smoothing)
+
+    def resolve_boundary_continuity(self, boundary_continuity: Optional[float] = None) -> float:
+        """The ``tau`` (frames) a call joins the decoded tracks onto the history with: ``boundary_continuity``, or
+        the config's (pipelines saved before the option have none: 0, off)."""
+        if boundary_continuity is None:
+            boundary_continuity = self.config.get("boundary_continuity", 0.0)
+        return check_tau(boundary_continuity)
 
     def resolve_visibility_mode(self, visibility_mode: Optional[str] = None) -> str:
         """``"head"`` or ``"hold_last"``: the mode a call uses (``None``: the config's; ``"auto"``: the head if any)."""
