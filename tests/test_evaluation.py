@@ -318,19 +318,25 @@ def test_evaluate_num_windows_scores_every_window(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "short").exists() and not (tmp_path / "zero").exists()
 
 
-def test_evaluate_fix_first_latent_reaches_every_pipeline_and_is_recorded(tmp_path, monkeypatch):
-    """--fix-first-latent (the official --fix_first_frame) changes the forecasts, not the baselines, and is recorded
-    in the settings; without it the settings are as before (no key)."""
+def _tiny_evaluate_args(tmp_path, monkeypatch):
+    """A 2-clip synthetic bench and a tiny pipeline under ``tmp_path``: ``(bench, base trajloom evaluate args)``."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     from tests.test_pipeline_trajloom import tiny_pipeline
-    from trajloom_hf.evaluation import evaluate_bench
 
     bench = tmp_path / "bench"
     build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 2},
                         settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
     tiny_pipeline(height=80).save_pretrained(tmp_path / "pipe")
-    args = ["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "1", "--steps",
-            "2", "--no-eval-results"]
+    return bench, ["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "1",
+                   "--steps", "2", "--no-eval-results"]
+
+
+def test_evaluate_fix_first_latent_reaches_every_pipeline_and_is_recorded(tmp_path, monkeypatch):
+    """--fix-first-latent (the official --fix_first_frame) changes the forecasts, not the baselines, and is recorded
+    in the settings; without it the settings are as before (no key)."""
+    from trajloom_hf.evaluation import evaluate_bench
+
+    bench, args = _tiny_evaluate_args(tmp_path, monkeypatch)
     assert main(args + ["--out", str(tmp_path / "plain")]) == 0
     assert main(args + ["--fix-first-latent", "--out", str(tmp_path / "fixed")]) == 0
     plain, fixed = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "fixed"))
@@ -344,15 +350,7 @@ def test_evaluate_fix_first_latent_reaches_every_pipeline_and_is_recorded(tmp_pa
 def test_evaluate_boundary_continuity_reaches_every_pipeline_and_is_recorded(tmp_path, monkeypatch):
     """--boundary-continuity TAU changes the forecasts, not the baselines, is recorded in the settings (absent when
     off), and a bad TAU is an error before any work."""
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    from tests.test_pipeline_trajloom import tiny_pipeline
-
-    bench = tmp_path / "bench"
-    build_trajloombench("synthetic", str(bench), "synthetic", progress=False, counts={"test": 2},
-                        settings=BenchSettings(height=80, width=96, history_frames=9, future_frames=9, stride=16, fps=8))
-    tiny_pipeline(height=80).save_pretrained(tmp_path / "pipe")
-    args = ["evaluate", "--pipeline", str(tmp_path / "pipe"), "--bench", str(bench), "--num-samples", "1", "--steps",
-            "2", "--no-eval-results"]
+    _, args = _tiny_evaluate_args(tmp_path, monkeypatch)
     assert main(args + ["--out", str(tmp_path / "plain")]) == 0
     assert main(args + ["--boundary-continuity", "inf", "--out", str(tmp_path / "joined")]) == 0
     plain, joined = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "joined"))
