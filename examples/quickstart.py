@@ -14,7 +14,10 @@
    points' positions and visibility at that frame, no motion history, absolute coordinates, no boundary anchoring);
    then the on-policy K-step stage of both TrajLoom flows and the visibility head (shared: it reads the VAE latents),
 4. save the TrajLoomPipelines with ``save_pretrained``,
-5. (the stages of 2-3 run as a dependency graph on two workers, one core each),
+5. choose each generator's boundary continuity (``trajloom choose-continuity``: the tau of the pixel-space join of
+   its decoded window onto the history with the lowest minADE@K on the validation split, README "Boundary
+   continuity") and save the pipeline with it (``<method>/pipeline``; the one without it is ``pipeline_unjoined``);
+   the stages of 2-5 run as a dependency graph on two workers, one core each,
 6. ``trajloom evaluate`` on the held-out test split: TrajLoom (with / without video) vs WHN-style vs constant velocity
    vs static (Euler x 10 steps for every generator, WHN's sampler); and on the validation split with
    ``--shuffle-frames``: the frame-conditioned models again with every clip given another clip's frames (a model that
@@ -71,6 +74,8 @@ DEFAULT_BENCH = "physics_camera"
 CONFIG = DEFAULT_BENCH  # the bench config of this run (set from --bench)
 TRAINING_PHASE = "2-3/7 VAE + flow of the three generators, two at a time (wall time)"
 FLOW_PHASE = "3/7 TrajLoom (no video) flow and the on-policy stage of TrajLoom (video), two at a time (wall time)"
+CHOICE_PHASE = "3/7 + 5/7 on-policy stage of TrajLoom (no video) and the choice of boundary continuity (wall time)"
+UNJOINED = "pipeline_unjoined"  # each generator's pipeline before its boundary continuity is chosen (tau 0)
 # the methods of the results table: folder under the run -> results.json row
 METHODS = {"trajloom": "TrajLoom", "trajloom_novideo": "TrajLoom (no video)", "whn": "WHN-style"}
 # ablations of Tables 3-5 (``--ablations``): folder under RUN/ablations -> row name
@@ -89,7 +94,7 @@ PRESETS = {
         frame_encoder=dict(out_channels=8, hidden_channels=8, cell_px=4),
         vis_steps=16, batch=4, samples=2, sample_steps=4, gifs=2,
         eta=dict(bench=(0, 5), vae=(0.25, 8), flow=(0.15, 6), on_policy=(3.0, 10), vis=(0.5, 8), save=(0, 2),
-                 evaluate=(0, 10), render=(0, 10), cards=(0, 5), spread=(0, 1)),
+                 evaluate=(0, 10), choose=(0, 8), render=(0, 10), cards=(0, 5), spread=(0, 1)),
     ),
     "cpu": dict(
         height=96, width=160, stride=16, frames=33, train=160, validation=16, test=32,
@@ -98,7 +103,7 @@ PRESETS = {
         frame_encoder=dict(out_channels=16, hidden_channels=32, cell_px=8),
         vis_steps=150, batch=8, samples=4, sample_steps=10, gifs=3,
         eta=dict(bench=(0, 102), vae=(0.98, 15), flow=(0.58, 20), on_policy=(3.1, 10), vis=(0.25, 10), save=(0, 3),
-                 evaluate=(0, 48), render=(0, 30), cards=(0, 8), spread=(0, 1)),
+                 evaluate=(0, 48), choose=(0, 40), render=(0, 30), cards=(0, 8), spread=(0, 1)),
     ),
 }
 
@@ -473,10 +478,20 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
             "--checkpointing_steps", max(5, p["on_policy_steps"] // 2), "--latent_cache_dir", latents or tl / "latents",
             "--resume_from_checkpoint", "latest", *extra], steps=p["on_policy_steps"], folder=d / "flow_on_policy")
 
-    def save(d: Path, vae_owner: Path, flow_dir: Path, mode: str, head: bool, name: Optional[str] = None) -> Stage:
-        return S(f"4/7 {name or METHODS[d.name]}: save the TrajLoomPipeline", d / "pipeline" / "model_index.json", "save",
-                 fn=lambda: assemble(vae_owner, flow_dir, d / "pipeline", history_mode=mode,
+    def save(d: Path, vae_owner: Path, flow_dir: Path, mode: str, head: bool, name: Optional[str] = None,
+             folder: str = "pipeline") -> Stage:
+        return S(f"4/7 {name or METHODS[d.name]}: save the TrajLoomPipeline", d / folder / "model_index.json", "save",
+                 fn=lambda: assemble(vae_owner, flow_dir, d / folder, history_mode=mode,
                                      vis_dir=tl / "vis" if head else None))
+
+    def choose(d: Path) -> Stage:
+        """The boundary-continuity tau of ``d / "pipeline_unjoined"`` with the lowest minADE@K on the validation split
+        (the same samples and sampler as the evaluation), saved with it as ``d / "pipeline"``."""
+        return S(f"5/7 {METHODS[d.name]}: boundary continuity (validation split)", d / "pipeline" / "model_index.json",
+                 "choose", trajloom + [
+                     "choose-continuity", "--pipeline", d / "pipeline_unjoined", "--bench", bench, "--config", CONFIG,
+                     "--split", "validation", "--num-samples", p["samples"], "--steps", p["sample_steps"],
+                     "--seed", seed, "--out", d / "continuity", "--save-pipeline", d / "pipeline"])
 
     video = ["--frame_encoder_config", frame_cfg]
     # WHN-style: the forecast-start frame (its image, the points' positions and visibility there), no motion history,
@@ -495,11 +510,16 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
     phases.append(Phase([[vae("TrajLoom", tl), flow("TrajLoom (video)", tl, tl / "vae", tl / "latents", video)],
                          [vae("WHN-style baseline", whn, ["--no_offsets"]),
                           flow("WHN-style baseline", whn, whn / "vae", whn / "latents", whn_flow),
-                          save(whn, whn, whn / "flow", "last_frame", False)]], title=TRAINING_PHASE, log=log))
+                          save(whn, whn, whn / "flow", "last_frame", False, folder=UNJOINED)]], title=TRAINING_PHASE,
+                        log=log))
     phases.append(Phase([[flow("TrajLoom (no video)", nv, tl / "vae", tl / "latents")],
                          [on_policy("TrajLoom (video)", tl, ["--init_frame_encoder", tl / "flow" / "frame_encoder"]),
-                          vis_head, save(tl, tl, tl / "flow_on_policy", "tracks", True)]], title=FLOW_PHASE, log=log))
-    phases.append(Phase([[on_policy("TrajLoom (no video)", nv), save(nv, tl, nv / "flow_on_policy", "tracks", True)]]))
+                          vis_head, save(tl, tl, tl / "flow_on_policy", "tracks", True, folder=UNJOINED)]],
+                        title=FLOW_PHASE, log=log))
+    # the last on-policy stage next to the choice of tau of the two generators already saved
+    phases.append(Phase([[on_policy("TrajLoom (no video)", nv), save(nv, tl, nv / "flow_on_policy", "tracks", True,
+                                                                     folder=UNJOINED), choose(nv)],
+                         [choose(tl), choose(whn)]], title=CHOICE_PHASE, log=log))
 
     # 6. evaluation: the test split, then the validation split with every clip given another clip's frames;
     # 7. pictures and results.md; 8. model cards, from the measured results
@@ -560,7 +580,8 @@ def seed_phases(root: Path, preset: str, seed: int, p: dict, bench: Path, with_b
     phases.append(Phase([[
         S("ablations: trajloom evaluate (test split)", ab / "results" / "results.json", "evaluate", trajloom + [
             "evaluate", "--pipeline", tl / "pipeline", *pipes, "--bench", bench, "--config", CONFIG, "--split", "test",
-            "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", ab / "results"],
+            "--num-samples", p["samples"], "--steps", p["sample_steps"], "--seed", seed, "--out", ab / "results",
+            "--boundary-continuity", 0],  # the paper's components: every row without the join
           inputs=(tl / "pipeline" / "model_index.json", *(made[k] for k in scored))),
         S("ablations: VAE VEPE (test split) and ablations.md", ab / "ablations.json", "render",
           fn=lambda: write_ablations_md(out, bench, vae_owners),
@@ -593,12 +614,27 @@ def write_results_md(out: Path, bench: Path, preset: str, seed: int, p: dict, lo
           "`trajloom evaluate --shuffle-frames`): a model that uses the image scores worse in the "
           "\"(other clip's frames)\" rows.", "",
           (out / "results_shuffled_frames" / "results.md").read_text().split("\n", 2)[-1], "",
+          "## Boundary continuity, chosen on the validation split", "",
+          "Each generator's decoded window is joined onto its history (README \"Boundary continuity\"): `trajloom "
+          "choose-continuity` scores one validation forecast with every tau and saves the pipeline with the lowest "
+          "minADE@K (bold); the tables above use it.", "",
+          *[f"**{METHODS[m]}**\n\n{continuity_table(out / m)}\n" for m in METHODS],
           "## Forecasts (history, then GT | TrajLoom | TrajLoom (no video) | WHN-style futures)", ""]
     md += [f"![{g.stem}]({g.relative_to(out)})" for g in gifs]
     from trajloom_hf.video_io import atomic_path
 
     with atomic_path(out / "results.md") as tmp:  # written last: the stage's done marker
         Path(tmp).write_text("\n".join(md) + "\n")
+
+
+def continuity_table(d: Path) -> str:
+    """The tau table ``trajloom choose-continuity`` wrote for the generator in ``d`` (``d/continuity``)."""
+    return (d / "continuity" / "continuity.md").read_text().split("\n\n", 2)[-1].strip()
+
+
+def chosen_tau(d: Path) -> str:
+    """The tau (frames, as text) chosen for the generator in ``d``."""
+    return json.loads((d / "continuity" / "continuity.json").read_text())["tau"]
 
 
 def write_ablations_md(out: Path, bench: Path, vae_owners: dict) -> Path:
@@ -624,7 +660,8 @@ def write_ablations_md(out: Path, bench: Path, vae_owners: dict) -> Path:
             "(`python examples/quickstart.py --ablations ...`). w/o offsets: absolute coordinates in the VAE and the "
             "flow (no visibility head: its visibility is hold-last); w/o regulariser: the VAE with lambda_temporal = "
             "lambda_spatial = 0 (its VEPE only); w/o anchoring: pure-noise source z_0; w/o fusion: no token-aligned "
-            "history fusion; w/o on-policy: the flow before the on-policy stage.\n\n"
+            "history fusion; w/o on-policy: the flow before the on-policy stage. Every row without boundary "
+            "continuity (`--boundary-continuity 0`: the paper's method, not the quickstart's chosen join).\n\n"
             + results_markdown(results, CONFIG) + "\n")
     from trajloom_hf.video_io import atomic_path
 
@@ -730,6 +767,10 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
     frames_note = ("Its `FrameEncoder` (`frame_encoder/`, {params:,} parameters, trained jointly with the transformer) "
                    "turns {what} into features on the track grid, the transformer's video input: call the pipeline "
                    "with `video=` (the history frames `[T_h, H, W, 3]` uint8). ")
+    join_note = lambda d: (  # noqa: E731
+        f" Its config sets `boundary_continuity={chosen_tau(d)}` (frames): each decoded window is joined onto the history "
+        "in pixel space (not in the paper; README \"Boundary continuity\"), the tau with the lowest minADE@K on the "
+        "validation split (`trajloom choose-continuity`); `pipe(..., boundary_continuity=0)` turns it off.")
     cards = {
         "autoencoder_traj": (out / "trajloom" / "vae", model_card(
             "autoencoder", model_name=f"trajloom-vae-{preset}", config=dict(pipe.vae.config),
@@ -741,7 +782,8 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
             stage_names=[vae_stage, "3/7 TrajLoom (video): TrajFlowTransformer", "3/7 TrajLoom (video): on-policy K-step stage",
                          "3/7 TrajLoom: visibility head"],
             load_path=shown(out / "trajloom" / "pipeline"),
-            notes=frames_note.format(params=n(pipe.frame_encoder), what="one history frame per latent step"))),
+            notes=frames_note.format(params=n(pipe.frame_encoder), what="one history frame per latent step")
+            + join_note(out / "trajloom"))),
         "trajloom_novideo_pipeline": (out / "trajloom_novideo" / "pipeline", model_card(
             "pipeline", model_name=f"trajloom-novideo-{preset}", config=dict(pipes["trajloom_novideo"].transformer.config),
             num_parameters=n_flow(pipes["trajloom_novideo"]), results_json=results_json, record=record,
@@ -750,7 +792,8 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
                          "3/7 TrajLoom (no video): on-policy K-step stage", "3/7 TrajLoom: visibility head"],
             load_path=shown(out / "trajloom_novideo" / "pipeline"),
             notes="TrajLoom **without video conditioning**: the same VAE, visibility head and flow budget as "
-                  "`trajloom-" + preset + "`, conditioned on the track history only (the ablation of the video input).")),
+                  "`trajloom-" + preset + "`, conditioned on the track history only (the ablation of the video input)."
+                  + join_note(out / "trajloom_novideo"))),
         "visibility_predictor": (out / "trajloom" / "vis" / "visibility_predictor", model_card(
             "visibility", model_name=f"trajloom-visibility-{preset}", config=dict(pipe.visibility_predictor.config),
             num_parameters=n(pipe.visibility_predictor), results_json=results_json, record=record, method="TrajLoom",
@@ -766,7 +809,8 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
                   "frame) and the points' positions and visibility there (`history_mode=\"last_frame\"`: that one "
                   "position held over the history window, so no velocity; no earlier frame); absolute coordinates "
                   "(`--no_offsets`), no boundary anchoring, no on-policy stage, no visibility head. "
-                  + frames_note.format(params=n(pipes["whn"].frame_encoder), what="that frame"))),
+                  + frames_note.format(params=n(pipes["whn"].frame_encoder), what="that frame")
+                  + join_note(out / "whn"))),
     }
     for name, (folder, text) in cards.items():
         write_model_card(folder / "README.md", text)

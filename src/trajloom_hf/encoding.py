@@ -171,6 +171,13 @@ def in_frame(tracks: ArrayLike, height: int, width: int) -> ArrayLike:
     return np.isfinite(x) & np.isfinite(y) & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
 
 
+def clip_to_frame(tracks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``tracks`` ``[..., 2]`` px clamped to ``[0, W-1-1e-3] x [0, H-1-1e-3]``, as the official sampling script clips
+    its output (after the in-frame test: :func:`in_frame` of the unclipped tracks is the visibility cue)."""
+    _check_coords(tracks, "tracks")
+    return torch.stack([tracks[..., 0].clamp(0, width - 1 - 1e-3), tracks[..., 1].clamp(0, height - 1 - 1e-3)], -1)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # grid reshapes and dense rasterisation
 

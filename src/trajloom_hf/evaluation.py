@@ -53,7 +53,7 @@ import torch
 from diffusers.utils import logging
 from tqdm.auto import tqdm
 
-from .encoding import in_frame
+from .encoding import clip_to_frame, in_frame
 from .metrics import (
     displacement_errors,
     div_curl_energy,
@@ -326,6 +326,82 @@ def forecast_split(pipe, data: BenchSplit, history_frames: int, *, num_samples: 
     if run_mode == "head":
         readings["head"] = np.concatenate(heads)
     return SplitForecast(tracks, readings[mode], readings)
+
+
+CONTINUITY_TAUS = (0.0, 5.0, 10.0, 20.0, 40.0, float("inf"))
+CONTINUITY_CRITERIA = ("min_ade", "fvmd")
+
+
+@dataclass
+class ContinuityChoice:
+    """:func:`choose_boundary_continuity`'s result: the chosen ``tau`` (frames), the ``criterion`` it minimises and
+    ``scores`` (``{tau: {"min_ade", "ade", "min_fde", "fvmd"}}``, every tau of the grid, in grid order)."""
+
+    tau: float
+    criterion: str
+    scores: Dict[float, Dict[str, float]]
+
+
+@torch.no_grad()
+def choose_boundary_continuity(pipe, data: BenchSplit, *, taus: Sequence[float] = CONTINUITY_TAUS,
+                               criterion: str = "min_ade", num_samples: int = 4, num_inference_steps: int = 10,
+                               solver: str = "euler", seed: int = 0, batch_size: int = 4,
+                               progress: bool = True) -> ContinuityChoice:
+    """The boundary-continuity ``tau`` (frames; :mod:`trajloom_hf.boundary_continuity`) of ``taus`` that gives the
+    lowest ``criterion`` (``"min_ade"`` or ``"fvmd"``, GT visibility) on ``data`` (a held-out split, not the test
+    split), the first of equal scores.
+
+    One forecast with the join off (``boundary_continuity=0``, seeds as :func:`forecast_split`); each tau is then
+    applied to those samples as the pipeline applies it (onto the pipeline's :meth:`history_view`, then clipped to
+    the frame), so every tau is scored on the same samples. The pipeline joins before it clips: for a point that
+    left the frame the post-hoc join shifts the clipped position (its score differs by at most that clipping)."""
+    from .boundary_continuity import check_tau, continue_history
+
+    if criterion not in CONTINUITY_CRITERIA:
+        raise ValueError(f"`criterion` must be one of {CONTINUITY_CRITERIA}, got {criterion!r}")
+    if isinstance(taus, (str, bytes)) or not isinstance(taus, Sequence) or len(taus) == 0:
+        raise ValueError(f"`taus` must be a non-empty sequence of taus (frames, 0 = off, inf), got {taus!r}")
+    grid = []
+    for t in taus:
+        t = check_tau(t, "taus")
+        if t in grid:
+            raise ValueError(f"`taus` names {t:g} twice: {list(taus)}")
+        grid.append(t)
+    t_h = pipe.history_frames
+    t_f = min(pipe.future_frames, data.tracks.shape[1] - t_h)
+    if t_f < 2:
+        raise ValueError(f"clips have {data.tracks.shape[1]} frames: no future window after {t_h} history frames")
+    fc = forecast_split(pipe, data, t_h, num_samples=num_samples, num_inference_steps=num_inference_steps,
+                        solver=solver, seed=seed, batch_size=batch_size, progress=progress, boundary_continuity=0.0)
+    pred = torch.from_numpy(np.ascontiguousarray(fc.tracks[:, :, :t_f], dtype=np.float32))  # [V, S, T_f, N, 2]
+    v, s = pred.shape[:2]
+    view_t, view_v = pipe.history_view(data.tracks[:, :t_h], data.visibility[:, :t_h])
+    view_t = view_t.cpu().repeat_interleave(s, dim=0)
+    view_v = view_v.cpu().repeat_interleave(s, dim=0)
+    gt, gt_vis = data.tracks[:, t_h:t_h + t_f], data.visibility[:, t_h:t_h + t_f]
+    h, w = pipe.frame_size
+    scores = {}
+    for tau in grid:
+        joined = continue_history(pred.reshape(v * s, *pred.shape[2:]), view_t, view_v, tau)
+        joined = clip_to_frame(joined, h, w).reshape(pred.shape).numpy()
+        d = displacement_errors(joined, gt, gt_vis)
+        scores[tau] = {"min_ade": d.min_ade, "ade": d.ade, "min_fde": d.min_fde,
+                       "fvmd": fvmd(joined[:, 0], gt, prediction_visibility=gt_vis, reference_visibility=gt_vis,
+                                    grid_shape=data.grid_shape, clip_len=16, clip_stride=1).combined}  # as :func:`score`
+    best = min(grid, key=lambda t: scores[t][criterion])  # min() keeps the first of equal scores
+    return ContinuityChoice(tau=best, criterion=criterion, scores=scores)
+
+
+def continuity_markdown(choice: ContinuityChoice, name: str = "") -> str:
+    """A table of :class:`ContinuityChoice` scores, one row per tau, the chosen one in bold."""
+    rows = [f"| tau (frames){f' · {name}' if name else ''} | minADE@K | ADE | minFDE@K | FVMD |", "|---|---|---|---|---|"]
+    for tau, sc in choice.scores.items():
+        label = "0 (off)" if tau == 0 else ("inf" if tau == float("inf") else f"{tau:g}")
+        cells = [label] + [f"{sc[k]:.3f}" for k in ("min_ade", "ade", "min_fde")] + [f"{sc['fvmd']:.2f}"]
+        if tau == choice.tau:
+            cells = [f"**{c}**" for c in cells]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "forecast": ("trajloom_hf.cli.forecast", "forecast future tracks for a video with a TrajLoomPipeline"),
     "convert-official": ("trajloom_hf.convert.cli", "convert the official TrajLoom .pt checkpoints to a pipeline folder"),
     "evaluate": ("trajloom_hf.cli.evaluate", "score pipelines and baselines on a TrajLoomBench split (Table 1 layout)"),
+    "choose-continuity": ("trajloom_hf.cli.choose_continuity", "choose a pipeline's boundary-continuity tau on a held-out split"),
     "analyze-offsets": ("trajloom_hf.cli.analyze_offsets", "location-bias diagnostic of Grid-Anchor offsets (App. B.1)"),
     "push": ("trajloom_hf.cli.push", "upload a pipeline folder or a bench folder to the Hugging Face Hub"),
 }

@@ -50,8 +50,8 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput, logging
 
-from ..encoding import (denormalize_tracks, first_frame_history, in_frame, last_frame_history, latent_visibility,
-                        make_query_grid, normalize_tracks, upsample_latent_time)
+from ..encoding import (clip_to_frame, denormalize_tracks, first_frame_history, in_frame, last_frame_history,
+                        latent_visibility, make_query_grid, normalize_tracks, upsample_latent_time)
 from ..json_files import read_json_object
 from ..models.autoencoder_traj import AutoencoderTraj
 from ..models.frame_encoder import FrameEncoder
@@ -740,7 +740,7 @@ class TrajLoomPipeline(DiffusionPipeline):
             held = vis[:, -1].to(device).repeat_interleave(repeat, dim=0)  # [R*repeat, N]
             fut_vis = held[:, None, :] & inside
         # like the official script: coordinates clipped to the frame after the in-frame test
-        px = torch.stack([px[..., 0].clamp(0, w - 1 - 1e-3), px[..., 1].clamp(0, h - 1 - 1e-3)], -1)
+        px = clip_to_frame(px, h, w)
         return px, fut_vis, prob, inside
 
     @property
@@ -775,6 +775,12 @@ class TrajLoomPipeline(DiffusionPipeline):
         """``video`` ``[T, H, W, 3]`` / ``[B, T, H, W, 3]`` with its time axis taken at ``index``."""
         v = torch.as_tensor(np.asarray(video)) if not isinstance(video, torch.Tensor) else video
         return v.index_select(v.ndim - 4, torch.tensor(index, dtype=torch.long, device=v.device))
+
+    def history_view(self, history_tracks, history_visibility=None):
+        """The history as the model sees it (its ``history_mode`` applied, the last ``history_frames`` frames):
+        tracks ``[B, T_h, N, 2]`` fp32 px and visibility ``[B, T_h, N]`` bool (AND in-frame), from history tracks
+        ``[B, T, N, 2]`` / ``[T, N, 2]`` px. The reference :mod:`trajloom_hf.boundary_continuity` joins onto."""
+        return self._prepare_history(history_tracks, history_visibility, check_query_grid=False)
 
     def hold_last_visibility(self, history_tracks, history_visibility=None) -> torch.Tensor:
         """``[B, N]`` bool: each point's visibility at the last frame of the history the model sees (AND in-frame;
