@@ -54,24 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Every check that needs no model, before anything is loaded."""
-    import os
     from pathlib import Path
 
-    from .evaluate import bench_configs
+    from .evaluate import check_out_folder, resolve_bench_config
 
     if not Path(args.pipeline, "model_index.json").is_file():
         raise FileNotFoundError(f"`--pipeline` {args.pipeline!r} has no model_index.json (not a TrajLoomPipeline folder)")
-    if not Path(args.bench).is_dir():
-        raise FileNotFoundError(f"`--bench` folder {args.bench!r} does not exist")
-    configs = bench_configs(args.bench)
-    if not configs:
-        raise ValueError(f"`--bench` {args.bench!r} holds no TrajLoomBench config (no data/<config>/*.parquet)")
-    if args.config is None:
-        if len(configs) > 1:
-            raise ValueError(f"`--bench` {args.bench!r} has several configs: pass --config (one of {', '.join(configs)})")
-        args.config = configs[0]
-    elif args.config not in configs:
-        raise ValueError(f"`--config` {args.config!r} is not in {args.bench!r}; its configs: {', '.join(configs)}")
+    resolve_bench_config(args)
     if args.split == "test":
         raise ValueError("`--split` test: choose tau on a held-out split (validation) and report on test")
     if len(set(args.taus)) != len(args.taus):
@@ -80,14 +69,7 @@ def check_arguments(args: argparse.Namespace) -> None:
                              ("--max-clips", args.max_clips, 2)):
         if value is not None and value < low:
             raise ValueError(f"`{flag}` must be >= {low}, got {value}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`--out` {args.out!r} exists and is not a folder")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise PermissionError(f"`--out` {args.out!r}: cannot write into {str(probe)!r}")
+    check_out_folder(args.out, ("continuity.json", "continuity.md"))
     if args.save_pipeline is not None:
         target = Path(args.save_pipeline)
         if target.exists() and (not target.is_dir() or any(target.iterdir())):

@@ -75,9 +75,9 @@ def bench_configs(bench) -> list:
     return sorted(p.name for p in data.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if data.is_dir() else []
 
 
-def check_arguments(args: argparse.Namespace) -> dict:
-    """Every check that needs no model: run before anything is loaded or scored. Returns ``{name: folder}``."""
-    import os
+def resolve_bench_config(args: argparse.Namespace) -> None:
+    """Check ``args.bench`` (a TrajLoomBench folder) and set ``args.config`` to its only config when None; a config
+    the bench lacks, or None with several, is a ``ValueError`` listing the bench's configs."""
     from pathlib import Path
 
     if not Path(args.bench).is_dir():
@@ -92,6 +92,32 @@ def check_arguments(args: argparse.Namespace) -> dict:
         args.config = configs[0]
     elif args.config not in configs:
         raise ValueError(f"`--config` {args.config!r} is not in {args.bench!r}; its configs: {', '.join(configs)}")
+
+
+def check_out_folder(folder: str, files=(), flag: str = "--out") -> None:
+    """``folder`` can be created or written into, and ``files`` in it, where they exist, overwritten: learnt
+    before any work, not after it."""
+    import os
+    from pathlib import Path
+
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`{flag}` {folder!r} exists and is not a folder")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"`{flag}` {folder!r}: cannot write into {str(probe)!r}")
+    for name in files:
+        if (out / name).exists() and not os.access(out / name, os.W_OK):
+            raise PermissionError(f"`{flag}` {folder!r}: {name} exists and is not writable")
+
+
+def check_arguments(args: argparse.Namespace) -> dict:
+    """Every check that needs no model: run before anything is loaded or scored. Returns ``{name: folder}``."""
+    from pathlib import Path
+
+    resolve_bench_config(args)
     for flag, value, low in (("--num-samples", args.num_samples, 1), ("--steps", args.steps, 1), ("--max-clips", args.max_clips, 2),
                               ("--num-windows", getattr(args, "num_windows", 1), 1)):
         if value is not None and value < low:
@@ -119,18 +145,7 @@ def check_arguments(args: argparse.Namespace) -> dict:
             raise ValueError(f"`{flag}` {path!r} is not a folder (a TrajLoomPipeline save_pretrained folder)")
         if not Path(path, "model_index.json").is_file():
             raise FileNotFoundError(f"`{flag}` folder {path!r} has no model_index.json (not a TrajLoomPipeline folder)")
-    # learn now, not after scoring everything, that the results cannot be written
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`--out` {args.out!r} exists and is not a folder")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise PermissionError(f"`--out` {args.out!r}: cannot write into {str(probe)!r}")
-    for name in ("results.json", "results.md"):
-        if (out / name).exists() and not os.access(out / name, os.W_OK):
-            raise PermissionError(f"`--out` {args.out!r}: {name} exists and is not writable")
+    check_out_folder(args.out, ("results.json", "results.md"))  # now, not after scoring everything
     if not getattr(args, "no_eval_results", False):
         from ..eval_results import check_writable, eval_results_path
 
