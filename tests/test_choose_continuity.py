@@ -107,3 +107,18 @@ def test_history_view_is_what_the_model_sees(tiny):
     pipe.register_to_config(history_mode="last_frame")
     held, _ = pipe.history_view(data.tracks[:, :t_h], data.visibility[:, :t_h])
     np.testing.assert_allclose(held.numpy(), np.repeat(data.tracks[:, t_h - 1:t_h], t_h, 1), atol=1e-5)
+
+
+def test_cli_defaults_are_the_librarys():
+    """The CLI keeps its parser free of package imports; its criteria and default grid are the library's."""
+    import argparse
+
+    from trajloom_hf.cli import choose_continuity
+    from trajloom_hf.evaluation import CONTINUITY_CRITERIA, CONTINUITY_TAUS
+
+    parser = argparse.ArgumentParser()
+    choose_continuity.add_arguments(parser)
+    criterion = next(a for a in parser._actions if a.dest == "criterion")
+    assert tuple(criterion.choices) == CONTINUITY_CRITERIA
+    assert "0 5 10 20 40 inf" in next(a for a in parser._actions if a.dest == "taus").help
+    assert " ".join(f"{t:g}" for t in CONTINUITY_TAUS) == "0 5 10 20 40 inf"

@@ -29,16 +29,15 @@ def _tau(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..evaluation import CONTINUITY_CRITERIA, CONTINUITY_TAUS
-
+    # no package import here: `trajloom --help` stays fast (the defaults are trajloom_hf.evaluation's)
     parser.add_argument("--pipeline", required=True, help="TrajLoomPipeline folder")
     parser.add_argument("--bench", required=True, help="TrajLoomBench folder")
     parser.add_argument("--config", default=None, help="bench config (default: the bench's only config)")
     parser.add_argument("--split", default="validation", help="a held-out split (default: validation; never choose "
                         "on the split you report)")
-    parser.add_argument("--taus", type=_tau, nargs="+", default=list(CONTINUITY_TAUS), metavar="TAU",
-                        help="the grid, in frames (0 = off, inf = a constant shift; default: %(default)s)")
-    parser.add_argument("--criterion", default="min_ade", choices=CONTINUITY_CRITERIA)
+    parser.add_argument("--taus", type=_tau, nargs="+", default=None, metavar="TAU",
+                        help="the grid, in frames (0 = off, inf = a constant shift; default: 0 5 10 20 40 inf)")
+    parser.add_argument("--criterion", default="min_ade", choices=["min_ade", "fvmd"])
     parser.add_argument("--num-samples", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
@@ -63,7 +62,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     resolve_bench_config(args)
     if args.split == "test":
         raise ValueError("`--split` test: choose tau on a held-out split (validation) and report on test")
-    if len(set(args.taus)) != len(args.taus):
+    if args.taus is not None and len(set(args.taus)) != len(args.taus):
         raise ValueError(f"`--taus` names a value twice: {args.taus}")
     for flag, value, low in (("--num-samples", args.num_samples, 1), ("--steps", args.steps, 1),
                              ("--max-clips", args.max_clips, 2)):
@@ -116,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     dtype = resolve_dtype(args.dtype, "cpu")
     pipe = TrajLoomPipeline.from_pretrained(args.pipeline, **({} if dtype is None else {"torch_dtype": dtype}))
     data = load_bench_split(args.bench, args.config, args.split, args.max_clips, with_video=uses_frames(pipe))
-    choice = choose_boundary_continuity(pipe, data, taus=args.taus, criterion=args.criterion,
+    from ..evaluation import CONTINUITY_TAUS
+
+    choice = choose_boundary_continuity(pipe, data, taus=args.taus or CONTINUITY_TAUS, criterion=args.criterion,
                                         num_samples=args.num_samples, num_inference_steps=args.steps,
                                         solver=args.solver, seed=args.seed)
     out = Path(args.out)
