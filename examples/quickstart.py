@@ -782,7 +782,7 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
             stage_names=[vae_stage, "3/7 TrajLoom (video): TrajFlowTransformer", "3/7 TrajLoom (video): on-policy K-step stage",
                          "3/7 TrajLoom: visibility head"],
             load_path=shown(out / "trajloom" / "pipeline"),
-            notes=frames_note.format(params=n(pipe.frame_encoder), what="one history frame per latent step")
+            notes=frames_note.format(params=n(pipe.frame_encoder), what="one history frame per latent step").rstrip()
             + join_note(out / "trajloom"))),
         "trajloom_novideo_pipeline": (out / "trajloom_novideo" / "pipeline", model_card(
             "pipeline", model_name=f"trajloom-novideo-{preset}", config=dict(pipes["trajloom_novideo"].transformer.config),
@@ -809,7 +809,7 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
                   "frame) and the points' positions and visibility there (`history_mode=\"last_frame\"`: that one "
                   "position held over the history window, so no velocity; no earlier frame); absolute coordinates "
                   "(`--no_offsets`), no boundary anchoring, no on-policy stage, no visibility head. "
-                  + frames_note.format(params=n(pipes["whn"].frame_encoder), what="that frame")
+                  + frames_note.format(params=n(pipes["whn"].frame_encoder), what="that frame").rstrip()
                   + join_note(out / "whn"))),
     }
     for name, (folder, text) in cards.items():
