@@ -16,6 +16,7 @@ import argparse
 import math
 
 from ..precision import DTYPE_CHOICES
+from .evaluate import add_sampling_arguments
 
 
 def _tau(text: str) -> float:
@@ -38,11 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taus", type=_tau, nargs="+", default=None, metavar="TAU",
                         help="the grid, in frames (0 = off, inf = a constant shift; default: 0 5 10 20 40 inf)")
     parser.add_argument("--criterion", default="min_ade", choices=["min_ade", "fvmd"])
-    parser.add_argument("--num-samples", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-clips", type=int, default=None)
+    add_sampling_arguments(parser)
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                         help="dtype of the model trunks while forecasting; auto: bfloat16 where the CPU has "
                              "AVX512-BF16/AMX, else float32 (a saved pipeline keeps its fp32 weights)")

@@ -19,6 +19,15 @@ import argparse
 from ..precision import DTYPE_CHOICES
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The forecast settings every command that samples a bench split takes (samples, steps, solver, seed, clips)."""
+    parser.add_argument("--num-samples", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-clips", type=int, default=None)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", required=True, help="TrajLoomPipeline folder (reported as 'TrajLoom')")
     parser.add_argument("--bench", required=True, help="TrajLoomBench folder")
@@ -27,11 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--baseline", action="append", default=[], metavar="[NAME=]DIR",
                         help="another pipeline folder to score in the same run (repeatable)")
-    parser.add_argument("--num-samples", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--solver", default="euler", choices=["euler", "heun", "dopri5", "dopri5_adaptive"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-clips", type=int, default=None)
+    add_sampling_arguments(parser)
     parser.add_argument("--vepe-frames", type=int, nargs="+", default=[], metavar="L",
                         help="also report the VAE VEPE of the first L frames of each window (paper Table 2: 24 81)")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
