@@ -16,7 +16,9 @@
 4. save the TrajLoomPipelines with ``save_pretrained``,
 5. choose each generator's boundary continuity (``trajloom choose-continuity``: the tau of the pixel-space join of
    its decoded window onto the history with the lowest minADE@K on the validation split, README "Boundary
-   continuity") and save the pipeline with it (``<method>/pipeline``; the one without it is ``pipeline_unjoined``);
+   continuity"), and on the same forecast its visibility reading (the head only where it beats holding each point's
+   last history visibility on accuracy and occlusion F1), and save the pipeline with both (``<method>/pipeline``;
+   the one without them is ``pipeline_unjoined``);
    the stages of 2-5 run as a dependency graph on two workers, one core each,
 6. ``trajloom evaluate`` on the held-out test split: TrajLoom (with / without video) vs WHN-style vs constant velocity
    vs static (Euler x 10 steps for every generator, WHN's sampler); and on the validation split with
@@ -614,9 +616,11 @@ def write_results_md(out: Path, bench: Path, preset: str, seed: int, p: dict, lo
           "`trajloom evaluate --shuffle-frames`): a model that uses the image scores worse in the "
           "\"(other clip's frames)\" rows.", "",
           (out / "results_shuffled_frames" / "results.md").read_text().split("\n", 2)[-1], "",
-          "## Boundary continuity, chosen on the validation split", "",
+          "## Boundary continuity and visibility reading, chosen on the validation split", "",
           "Each generator's decoded window is joined onto its history (README \"Boundary continuity\"): `trajloom "
-          "choose-continuity` scores one validation forecast with every tau and saves the pipeline with the lowest "
+          "choose-continuity` scores one validation forecast with every tau, and the visibility head against holding "
+          "each point's last history visibility (the head only where it beats hold-last on both scores), and saves "
+          "the pipeline with the chosen reading and the lowest "
           "minADE@K (bold); the tables above use it.", "",
           *[f"**{METHODS[m]}**\n\n{continuity_table(out / m)}\n" for m in METHODS],
           "## Forecasts (history, then GT | TrajLoom | TrajLoom (no video) | WHN-style futures)", ""]
@@ -635,6 +639,21 @@ def continuity_table(d: Path) -> str:
 def chosen_tau(d: Path) -> str:
     """The tau (frames, as text) chosen for the generator in ``d``."""
     return json.loads((d / "continuity" / "continuity.json").read_text())["tau"]
+
+
+def visibility_note(d: Path) -> str:
+    """How the pipeline in ``d`` reads future visibility, as ``trajloom choose-continuity`` chose it on validation."""
+    record = json.loads((d / "continuity" / "continuity.json").read_text())
+    sc = record["visibility_scores"]
+    scores = "; ".join(f"{k.replace('_', '-')} accuracy {v['accuracy']:.4f}, occlusion F1 {v['occlusion_f1']:.4f}"
+                       for k, v in sc.items())
+    if record["visibility_mode"] == "head":
+        return (f"the visibility head (`visibility_mode=\"head\"`), chosen on the validation split ({scores}).")
+    if "head" in sc:
+        return ("each point's last history visibility held (`visibility_mode=\"hold_last\"`): on the validation split "
+                f"the head did not beat it on both accuracy and occlusion F1 ({scores}); "
+                "`pipe(..., visibility_mode=\"head\")` uses the head.")
+    return f"each point's last history visibility held (`visibility_mode=\"hold_last\"`; no head; {scores})."
 
 
 def write_ablations_md(out: Path, bench: Path, vae_owners: dict) -> Path:
@@ -770,7 +789,8 @@ def write_cards(out: Path, preset: str, p, log: Path, seed: int = 0) -> Path:
     join_note = lambda d: (  # noqa: E731
         f" Its config sets `boundary_continuity={chosen_tau(d)}` (frames): each decoded window is joined onto the history "
         "in pixel space (not in the paper; README \"Boundary continuity\"), the tau with the lowest minADE@K on the "
-        "validation split (`trajloom choose-continuity`); `pipe(..., boundary_continuity=0)` turns it off.")
+        "validation split (`trajloom choose-continuity`); `pipe(..., boundary_continuity=0)` turns it off. "
+        f"Its future visibility: {visibility_note(d)}")
     cards = {
         "autoencoder_traj": (out / "trajloom" / "vae", model_card(
             "autoencoder", model_name=f"trajloom-vae-{preset}", config=dict(pipe.vae.config),

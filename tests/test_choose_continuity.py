@@ -8,8 +8,9 @@ import pytest
 
 from trajloom_hf.cli import main
 from trajloom_hf.data.trajloombench import BenchSettings, build_trajloombench
-from trajloom_hf.evaluation import choose_boundary_continuity, forecast_split, load_bench_split
-from trajloom_hf.metrics import displacement_errors
+from trajloom_hf.evaluation import (choose_boundary_continuity, choose_visibility_mode, forecast_split,
+                                    load_bench_split)
+from trajloom_hf.metrics import displacement_errors, visibility_scores
 
 
 @pytest.fixture()
@@ -47,6 +48,37 @@ def test_each_tau_scores_as_the_pipeline_run_with_it(tiny):
         displacement_errors(forecast_split(pipe, data, t_h, boundary_continuity=0, **kw).tracks, gt, vis).min_ade,
         rel=1e-6)
     assert choice.scores[2.0]["min_ade"] != choice.scores[0.0]["min_ade"]  # the join moves the tracks
+    # the visibility readings of the same (unjoined) forecast, scored against the GT
+    readings = forecast_split(pipe, data, t_h, boundary_continuity=0, **kw).readings
+    assert set(choice.visibility.scores) == {"hold_last", "head"}
+    for name, sc in choice.visibility.scores.items():
+        assert sc["accuracy"] == pytest.approx(visibility_scores(readings[name], vis).accuracy, abs=1e-12), name
+
+
+def test_the_head_is_chosen_only_when_it_beats_hold_last_on_both_scores():
+    """Hand-made readings: 4 clips x 1 sample x 1 frame x 10 points, GT with 3 occluded points per clip."""
+    gt = np.ones((4, 1, 10), bool)
+    gt[:, :, :3] = False
+    last = gt[:, None].copy()
+    last[:, :, :, 0] = True  # hold-last misses one occlusion per clip: accuracy 0.9, F1 0.8
+    assert choose_visibility_mode({"hold_last": last}, gt).mode == "hold_last"  # no head
+    assert choose_visibility_mode({"hold_last": last, "head": gt[:, None]}, gt).mode == "head"  # perfect head
+    tie = choose_visibility_mode({"hold_last": last, "head": last.copy()}, gt)
+    assert tie.mode == "hold_last" and tie.scores["head"] == tie.scores["hold_last"]
+    all_visible = np.ones_like(last)  # accuracy 0.7, F1 0
+    assert choose_visibility_mode({"hold_last": last, "head": all_visible}, gt).mode == "hold_last"
+    # higher accuracy but lower occlusion F1 than hold-last: not chosen
+    acc_only = gt[:, None].copy()
+    acc_only[:, :, :, :3] = True  # misses every occlusion ...
+    last_bad = np.zeros_like(last)  # ... while hold-last says "occluded" everywhere: accuracy 0.3, F1 0.46
+    pick = choose_visibility_mode({"hold_last": last_bad, "head": acc_only}, gt)
+    assert pick.scores["head"]["accuracy"] > pick.scores["hold_last"]["accuracy"]
+    assert pick.scores["head"]["occlusion_f1"] < pick.scores["hold_last"]["occlusion_f1"] and pick.mode == "hold_last"
+    assert pick.scores["hold_last"]["accuracy"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="hold_last"):
+        choose_visibility_mode({"head": last}, gt)
+    with pytest.raises(ValueError, match="only"):
+        choose_visibility_mode({"hold_last": last, "oracle": last}, gt)
 
 
 def test_choice_follows_the_criterion_and_checks_its_arguments(tiny):
@@ -81,8 +113,12 @@ def test_cli_writes_the_table_and_a_new_pipeline_with_the_chosen_tau(tiny, tmp_p
     best = min(record["scores"], key=lambda t: record["scores"][t]["min_ade"])
     assert record["tau"] == best
     assert "**" in (tmp_path / "c" / "continuity.md").read_text()
+    assert record["visibility_mode"] in ("head", "hold_last") and set(record["visibility_scores"]) == {"hold_last", "head"}
     joined = TrajLoomPipeline.from_pretrained(tmp_path / "joined")
     assert joined.resolve_boundary_continuity() == float(best)
+    assert joined.config.visibility_mode == record["visibility_mode"]  # the reading chosen on the split is saved
+    assert main(args + ["--out", str(tmp_path / "k"), "--save-pipeline", str(tmp_path / "kept"), "--keep-visibility"]) == 0
+    assert TrajLoomPipeline.from_pretrained(tmp_path / "kept").config.visibility_mode == "auto"  # the source's
     assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # the source is untouched
     # nothing is overwritten; test is not a split to choose on; both are refused before any work
     with pytest.raises(FileExistsError, match="--save-pipeline"):

@@ -333,13 +333,46 @@ CONTINUITY_CRITERIA = ("min_ade", "fvmd")
 
 
 @dataclass
+class VisibilityChoice:
+    """:func:`choose_visibility_mode`'s result: the chosen ``mode`` (``"head"`` or ``"hold_last"``, a pipeline's
+    ``visibility_mode``) and ``scores`` (``{reading: {"accuracy", "occlusion_f1"}}``, every reading scored)."""
+
+    mode: str
+    scores: Dict[str, Dict[str, float]]
+
+
+def choose_visibility_mode(readings: Dict[str, np.ndarray], references: np.ndarray) -> VisibilityChoice:
+    """The future-visibility reading of a forecast to use: ``readings`` (:attr:`SplitForecast.readings`:
+    ``"hold_last"`` and, with a head, ``"head"``, each ``[V, S, T_f, N]`` bool) scored against ``references``
+    ``[V, T_f, N]`` (GT visibility of a held-out split).
+
+    The head is chosen only when it beats hold-last on both accuracy and occlusion F1 (issue 12's bar: otherwise a
+    user is better off with the trivial reading); ties go to hold-last."""
+    if "hold_last" not in readings:
+        raise ValueError(f"`readings` must hold a 'hold_last' reading, got {sorted(readings)}")
+    unknown = sorted(set(readings) - {"hold_last", "head"})
+    if unknown:
+        raise ValueError(f"`readings` may hold only 'hold_last' and 'head', got {unknown}")
+    scores = {}
+    for name in ("hold_last", "head"):
+        if name in readings:
+            v = visibility_scores(readings[name], references)
+            scores[name] = {"accuracy": v.accuracy, "occlusion_f1": v.occlusion_f1}
+    head, last = scores.get("head"), scores["hold_last"]
+    better = head is not None and all(head[k] > last[k] for k in ("accuracy", "occlusion_f1"))
+    return VisibilityChoice("head" if better else "hold_last", scores)
+
+
+@dataclass
 class ContinuityChoice:
-    """:func:`choose_boundary_continuity`'s result: the chosen ``tau`` (frames), the ``criterion`` it minimises and
-    ``scores`` (``{tau: {"min_ade", "ade", "min_fde", "fvmd"}}``, every tau of the grid, in grid order)."""
+    """:func:`choose_boundary_continuity`'s result: the chosen ``tau`` (frames), the ``criterion`` it minimises,
+    ``scores`` (``{tau: {"min_ade", "ade", "min_fde", "fvmd"}}``, every tau of the grid, in grid order) and
+    ``visibility``, the visibility reading chosen on the same forecast (:func:`choose_visibility_mode`)."""
 
     tau: float
     criterion: str
     scores: Dict[float, Dict[str, float]]
+    visibility: Optional[VisibilityChoice] = None
 
 
 @torch.no_grad()
@@ -349,7 +382,8 @@ def choose_boundary_continuity(pipe, data: BenchSplit, *, taus: Sequence[float] 
                                progress: bool = True) -> ContinuityChoice:
     """The boundary-continuity ``tau`` (frames; :mod:`trajloom_hf.boundary_continuity`) of ``taus`` that gives the
     lowest ``criterion`` (``"min_ade"`` or ``"fvmd"``, GT visibility) on ``data`` (a held-out split, not the test
-    split), the first of equal scores.
+    split), the first of equal scores, and the visibility reading (head or hold-last, :func:`choose_visibility_mode`)
+    of that forecast.
 
     One forecast with the join off (``boundary_continuity=0``, seeds as :func:`forecast_split`); each tau is then
     applied to those samples as the pipeline applies it (onto the pipeline's :meth:`history_view`, then clipped to
@@ -389,7 +423,9 @@ def choose_boundary_continuity(pipe, data: BenchSplit, *, taus: Sequence[float] 
                        "fvmd": fvmd(joined[:, 0], gt, prediction_visibility=gt_vis, reference_visibility=gt_vis,
                                     grid_shape=data.grid_shape, clip_len=16, clip_stride=1).combined}  # as :func:`score`
     best = min(grid, key=lambda t: scores[t][criterion])  # min() keeps the first of equal scores
-    return ContinuityChoice(tau=best, criterion=criterion, scores=scores)
+    # the readings AND the in-frame test of the unjoined tracks (the join moves a point by a few px at most)
+    visibility = choose_visibility_mode({k: r[:, :, :t_f] for k, r in fc.readings.items()}, gt_vis)
+    return ContinuityChoice(tau=best, criterion=criterion, scores=scores, visibility=visibility)
 
 
 def continuity_markdown(choice: ContinuityChoice, name: str = "") -> str:
@@ -399,6 +435,17 @@ def continuity_markdown(choice: ContinuityChoice, name: str = "") -> str:
         label = "0 (off)" if tau == 0 else ("inf" if tau == float("inf") else f"{tau:g}")
         cells = [label] + [f"{sc[k]:.3f}" for k in ("min_ade", "ade", "min_fde")] + [f"{sc['fvmd']:.2f}"]
         if tau == choice.tau:
+            cells = [f"**{c}**" for c in cells]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def visibility_markdown(choice: VisibilityChoice) -> str:
+    """A table of :class:`VisibilityChoice` scores, one row per reading, the chosen one in bold."""
+    rows = ["| visibility reading | accuracy | occlusion F1 |", "|---|---|---|"]
+    for name, sc in choice.scores.items():
+        cells = [name.replace("_", "-"), f"{sc['accuracy']:.4f}", f"{sc['occlusion_f1']:.4f}"]
+        if name == choice.mode:
             cells = [f"**{c}**" for c in cells]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -2,9 +2,11 @@
 
 One forecast per clip with the join off, then every tau of ``--taus`` applied to those samples and scored
 (:func:`trajloom_hf.evaluation.choose_boundary_continuity`); the tau with the lowest ``--criterion`` wins. Writes
-``continuity.json`` and ``continuity.md`` to ``--out``; ``--save-pipeline DIR`` also saves the pipeline with that tau
-in its config (``boundary_continuity`` in ``model_index.json``) into the new folder ``DIR``. The given pipeline
-folder itself is never changed.
+``continuity.json`` and ``continuity.md`` to ``--out``. The same forecast also chooses the visibility reading
+(:func:`trajloom_hf.evaluation.choose_visibility_mode`: the head only where it beats holding each point's last history
+visibility on both accuracy and occlusion F1). ``--save-pipeline DIR`` also saves the pipeline with that tau and that
+reading in its config (``boundary_continuity`` and ``visibility_mode`` in ``model_index.json``; ``--keep-visibility``
+keeps the pipeline's own reading) into the new folder ``DIR``. The given pipeline folder itself is never changed.
 
     trajloom choose-continuity --pipeline out/pipeline --bench trajloombench --split validation \
         --out out/continuity --save-pipeline out/pipeline_joined
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Optional
 
 from ..precision import DTYPE_CHOICES
 from .evaluate import add_sampling_arguments
@@ -45,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "AVX512-BF16/AMX, else float32 (a saved pipeline keeps its fp32 weights)")
     parser.add_argument("--out", default=".", help="where continuity.json and continuity.md go")
     parser.add_argument("--save-pipeline", default=None, metavar="DIR",
-                        help="also save the pipeline with the chosen tau into DIR (a new or empty folder)")
+                        help="also save the pipeline with the chosen tau (and visibility reading) into DIR (a new or "
+                             "empty folder)")
+    parser.add_argument("--keep-visibility", action="store_true",
+                        help="save with the pipeline's own visibility_mode instead of the reading chosen on the split")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -75,9 +81,10 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError("`--save-pipeline` must differ from `--pipeline`")
 
 
-def save_with_tau(pipeline: str, target: str, tau: float) -> None:
-    """Save the fp32 pipeline of folder ``pipeline`` with ``boundary_continuity=tau`` into the new folder ``target``
-    (written under a temporary name, then renamed: no half-written pipeline is left)."""
+def save_with_tau(pipeline: str, target: str, tau: float, visibility_mode: Optional[str] = None) -> None:
+    """Save the fp32 pipeline of folder ``pipeline`` with ``boundary_continuity=tau`` (and ``visibility_mode``,
+    unless None) into the new folder ``target`` (written under a temporary name, then renamed: no half-written
+    pipeline is left)."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -90,6 +97,8 @@ def save_with_tau(pipeline: str, target: str, tau: float) -> None:
     try:
         pipe = TrajLoomPipeline.from_pretrained(pipeline)
         pipe.register_to_config(boundary_continuity=float(tau))
+        if visibility_mode is not None:
+            pipe.register_to_config(visibility_mode=visibility_mode)
         pipe.save_pretrained(tmp)
         if target.exists():  # an empty folder (checked before any work)
             target.rmdir()
@@ -104,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     check_arguments(args)
-    from ..evaluation import choose_boundary_continuity, continuity_markdown, load_bench_split, uses_frames
+    from ..evaluation import (choose_boundary_continuity, continuity_markdown, load_bench_split, uses_frames,
+                              visibility_markdown)
     from ..pipelines import TrajLoomPipeline
     from ..precision import dtype_name, resolve_dtype
     from ..video_io import atomic_path
@@ -124,17 +134,25 @@ def run(args: argparse.Namespace) -> int:
                 "steps": args.steps, "seed": args.seed, "dtype": dtype_name(dtype) if dtype else "float32",
                 "criterion": args.criterion}
     # JSON has no inf: the taus are written as strings ("inf", "40")
-    record = {"settings": settings, "tau": f"{choice.tau:g}", "scores": {f"{t:g}": sc for t, sc in choice.scores.items()}}
+    vis = choice.visibility
+    record = {"settings": settings, "tau": f"{choice.tau:g}", "scores": {f"{t:g}": sc for t, sc in choice.scores.items()},
+              "visibility_mode": vis.mode, "visibility_scores": vis.scores}
     with atomic_path(out / "continuity.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1))
-    table = continuity_markdown(choice)
+    table, vis_table = continuity_markdown(choice), visibility_markdown(vis)
     with atomic_path(out / "continuity.md") as tmp:
         Path(tmp).write_text(f"# Boundary continuity on {args.config}/{args.split}\n\nChosen tau: {choice.tau:g} "
                              f"frames (lowest {args.criterion}; {settings['clips']} clips, {args.num_samples} samples, "
-                             f"{args.solver} x {args.steps}).\n\n{table}\n")
+                             f"{args.solver} x {args.steps}).\n\n{table}\n\nChosen visibility reading: {vis.mode} "
+                             "(the head only where it beats hold-last on both accuracy and occlusion F1; tau 0)."
+                             f"\n\n{vis_table}\n")
     print(table)
-    print(f"chosen tau: {choice.tau:g} frames (lowest {args.criterion}); wrote {(out / 'continuity.json').resolve()}")
+    print(vis_table)
+    print(f"chosen tau: {choice.tau:g} frames (lowest {args.criterion}), visibility reading: {vis.mode}; wrote "
+          f"{(out / 'continuity.json').resolve()}")
     if args.save_pipeline is not None:
-        save_with_tau(args.pipeline, args.save_pipeline, choice.tau)
-        print(f"saved the pipeline with boundary_continuity={choice.tau:g} to {Path(args.save_pipeline).resolve()}")
+        mode = None if args.keep_visibility else vis.mode
+        save_with_tau(args.pipeline, args.save_pipeline, choice.tau, mode)
+        print(f"saved the pipeline with boundary_continuity={choice.tau:g}"
+              f"{'' if mode is None else f', visibility_mode={mode!r}'} to {Path(args.save_pipeline).resolve()}")
     return 0
