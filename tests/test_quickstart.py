@@ -44,7 +44,14 @@ def test_quickstart_smoke(tmp_path):
         chosen[folder] = float(choice["tau"])
         assert json.loads((out / folder / "pipeline" / "model_index.json").read_text())["boundary_continuity"] == chosen[folder]
         assert json.loads((out / folder / "pipeline_unjoined" / "model_index.json").read_text())["boundary_continuity"] == 0
-    assert "## Boundary continuity, chosen on the validation split" in md
+        # the visibility reading of the same forecast: the head only where it beats hold-last on both scores
+        sc, mode = choice["visibility_scores"], choice["visibility_mode"]
+        assert ("head" in sc) == (folder != "whn")  # the WHN-style baseline has no head
+        head_wins = "head" in sc and all(sc["head"][k] > sc["hold_last"][k] for k in ("accuracy", "occlusion_f1"))
+        assert mode == ("head" if head_wins else "hold_last")
+        assert json.loads((out / folder / "pipeline" / "model_index.json").read_text())["visibility_mode"] == mode
+    assert "## Boundary continuity and visibility reading, chosen on the validation split" in md
+    assert "visibility reading | accuracy | occlusion F1" in md
     settings = json.loads((out / "results" / "results.json").read_text())["settings"]
     if any(chosen.values()):
         names = {"trajloom": "TrajLoom", "trajloom_novideo": "TrajLoom (no video)", "whn": "WHN-style"}
@@ -73,6 +80,8 @@ def test_quickstart_smoke(tmp_path):
         meta = yaml.safe_load(text.split("---")[1])
         assert meta["library_name"] == "trajloom-hf" and meta["license"] == "apache-2.0"
         assert "python examples/quickstart.py --preset smoke" in text and "trajloom convert-official" in text
+        if name.endswith("pipeline") or name == "whn_style_baseline":  # the generators say how they read visibility
+            assert "Its future visibility: " in text and "visibility_mode=" in text
         assert f'.from_pretrained("quickstart_out/smoke/{folder}")' in text  # pasteable from the repository root
         assert meta["model-index"][0]["results"][0]["metrics"]  # every card carries measured values
     meta = yaml.safe_load((out / "model_cards" / "trajloom_pipeline.md").read_text().split("---")[1])
