@@ -49,6 +49,16 @@ def test_physics_build_load_round_trip_card_and_resume(tmp_path):
     with pytest.raises(ValueError, match="camera"):
         build_trajloombench("physics", str(out), "physics", settings=S, counts={"train": 3}, progress=False,
                             source_kwargs={"camera": "moving"})
+    # ... and another MuJoCo release (its simulation differs: the clips would not be the same clip set)
+    import mujoco
+
+    manifest_path = out / "data" / "physics" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["mujoco"] == mujoco.__version__ and f"MuJoCo {mujoco.__version__}" in card
+    manifest_path.write_text(json.dumps({**manifest, "mujoco": "3.3.7"}))
+    with pytest.raises(ValueError, match=r"mujoco='3\.3\.7'"):
+        build_trajloombench("physics", str(out), "physics", settings=S, counts={"train": 4, "test": 1}, progress=False)
+    assert sorted(p.name for p in (out / "data" / "physics").glob("*.parquet")) == files  # nothing written
 
 
 def test_physics_moving_camera_tracked_with_the_embedded_tracker(tmp_path):

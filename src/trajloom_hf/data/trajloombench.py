@@ -504,7 +504,9 @@ def _physics_card(name: str, m: dict) -> List[str]:
              f"stride={st.get('stride')}))` with `generator` from `data/{name}/manifest.json` and s = {seed} + i (train), "
              f"{seed} + 1000000 + i (validation), {seed} + 2000000 + i (test).",
              "  * renderers used: " + "; ".join(f"MuJoCo {r['mujoco']}, {r['gl']}" for r in m.get("renderers", [])) +
-             " (tracks depend on the MuJoCo version only; frames also on the GL implementation).", ""]
+             " (tracks depend on the MuJoCo version only, so a config is built with one MuJoCo release (`mujoco` in the "
+             "manifest; `pip install mujoco==<that version>` to rebuild it bit for bit); frames also on the GL "
+             "implementation).", ""]
     return lines
 
 
@@ -561,6 +563,11 @@ def build_trajloombench(
 
         build_id["generator"] = _physics_generator(settings, source_kwargs.get("camera", "static"))
         renderer = check_gl()
+        import mujoco
+
+        # the simulated motion depends on the exact MuJoCo release (4.0.0 and 4.0.1 differ by up to 172 px on one clip
+        # by frame 65): a resume with another one would mix two clip sets under one config
+        build_id["mujoco"] = mujoco.__version__
     out = Path(out_dir)
     cdir = out / "data" / config_name
     _check_bench_folder(out, cdir)
