@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(out / "continuity.md") as tmp:
         Path(tmp).write_text(f"# Boundary continuity on {args.config}/{args.split}\n\nChosen tau: {choice.tau:g} "
                              f"frames (lowest {args.criterion}; {settings['clips']} clips, {args.num_samples} samples, "
-                             f"{args.solver} x {args.steps}).\n\n{table}\n\nChosen visibility reading: {vis.mode} "
+                             f"{args.solver} x {args.steps}).\n\n{table}\n\nChosen visibility reading: {vis.mode.replace('_', '-')} "
                              "(the head only where it beats hold-last on both accuracy and occlusion F1; tau 0)."
                              f"\n\n{vis_table}\n")
     print(table)
