@@ -119,6 +119,10 @@ def test_cli_writes_the_table_and_a_new_pipeline_with_the_chosen_tau(tiny, tmp_p
     assert joined.config.visibility_mode == record["visibility_mode"]  # the reading chosen on the split is saved
     assert main(args + ["--out", str(tmp_path / "k"), "--save-pipeline", str(tmp_path / "kept"), "--keep-visibility"]) == 0
     assert TrajLoomPipeline.from_pretrained(tmp_path / "kept").config.visibility_mode == "auto"  # the source's
+    assert record["saved_visibility_mode"] == record["visibility_mode"]
+    kept = json.loads((tmp_path / "k" / "continuity.json").read_text())
+    assert kept["saved_visibility_mode"] == "auto" and "keeps its own, visibility_mode='auto'" in \
+        (tmp_path / "k" / "continuity.md").read_text()
     assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # the source is untouched
     # nothing is overwritten; test is not a split to choose on; both are refused before any work
     with pytest.raises(FileExistsError, match="--save-pipeline"):

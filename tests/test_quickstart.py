@@ -44,13 +44,12 @@ def test_quickstart_smoke(tmp_path):
         chosen[folder] = float(choice["tau"])
         assert json.loads((out / folder / "pipeline" / "model_index.json").read_text())["boundary_continuity"] == chosen[folder]
         assert json.loads((out / folder / "pipeline_unjoined" / "model_index.json").read_text())["boundary_continuity"] == 0
-        # the visibility reading of the same forecast: the head only where it beats hold-last on both scores
-        sc, mode = choice["visibility_scores"], choice["visibility_mode"]
+        # the same forecast scores the head against hold-last; the pipelines keep hold-last (the head lost on test)
+        sc = choice["visibility_scores"]
         assert ("head" in sc) == (folder != "whn")  # the WHN-style baseline has no head
-        head_wins = "head" in sc and all(sc["head"][k] > sc["hold_last"][k] for k in ("accuracy", "occlusion_f1"))
-        assert mode == ("head" if head_wins else "hold_last")
-        assert json.loads((out / folder / "pipeline" / "model_index.json").read_text())["visibility_mode"] == mode
-    assert "## Boundary continuity and visibility reading, chosen on the validation split" in md
+        assert choice["saved_visibility_mode"] == "hold_last"
+        assert json.loads((out / folder / "pipeline" / "model_index.json").read_text())["visibility_mode"] == "hold_last"
+    assert "## Boundary continuity, chosen on the validation split, and the visibility readings there" in md
     assert "visibility reading | accuracy | occlusion F1" in md
     settings = json.loads((out / "results" / "results.json").read_text())["settings"]
     if any(chosen.values()):

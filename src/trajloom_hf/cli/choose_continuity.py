@@ -135,8 +135,11 @@ def run(args: argparse.Namespace) -> int:
                 "criterion": args.criterion}
     # JSON has no inf: the taus are written as strings ("inf", "40")
     vis = choice.visibility
+    # the reading a saved pipeline gets: the chosen one, or with --keep-visibility the pipeline's own
+    kept = pipe.config.get("visibility_mode", "auto") if args.keep_visibility else None
     record = {"settings": settings, "tau": f"{choice.tau:g}", "scores": {f"{t:g}": sc for t, sc in choice.scores.items()},
-              "visibility_mode": vis.mode, "visibility_scores": vis.scores}
+              "visibility_mode": vis.mode, "visibility_scores": vis.scores,
+              "saved_visibility_mode": None if args.save_pipeline is None else (kept or vis.mode)}
     with atomic_path(out / "continuity.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1))
     table, vis_table = continuity_markdown(choice), visibility_markdown(vis)
@@ -144,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         Path(tmp).write_text(f"# Boundary continuity on {args.config}/{args.split}\n\nChosen tau: {choice.tau:g} "
                              f"frames (lowest {args.criterion}; {settings['clips']} clips, {args.num_samples} samples, "
                              f"{args.solver} x {args.steps}).\n\n{table}\n\nChosen visibility reading: {vis.mode.replace('_', '-')} "
-                             "(the head only where it beats hold-last on both accuracy and occlusion F1; tau 0)."
+                             "(the head only where it beats hold-last on both accuracy and occlusion F1; tau 0)"
+                             f"{'' if kept is None else f'; the pipeline keeps its own, visibility_mode={kept!r}'}."
                              f"\n\n{vis_table}\n")
     print(table)
     print(vis_table)
