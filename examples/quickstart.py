@@ -281,11 +281,16 @@ class StageRunner:
                 time.sleep(0.5)
             for j in jobs:
                 j.result()  # re-raise a failed stage
-        ran = {st.title for chain in phase.chains for st in chain} & set(self.ran)
+        titles = {st.title for chain in phase.chains for st in chain}
+        ran = titles & set(self.ran)
         if phase.title and ran:  # the wall time of the invocation that trained
+            seconds, resumed = time.time() - t0, ran != titles
+            if resumed:  # some stages were done by an earlier invocation: the slowest chain's recorded stage times
+                seconds = phase_seconds(phase.log, phase.chains)
             record(phase.log, phase.title, {"command": "the stages of " + " and ".join(
                 f"chain {i + 1} ({', '.join(st.title for st in chain)})" for i, chain in enumerate(phase.chains)),
-                "seconds": time.time() - t0, "concurrent": False, "one_core": False, "threads": self.threads})
+                "seconds": seconds, "concurrent": False, "one_core": False, "threads": self.threads,
+                "resumed": resumed})
 
     def _run_chain(self, chain: List[Stage], threads: int, concurrent: bool) -> None:
         for st in chain:
@@ -401,6 +406,13 @@ def record(log: Path, title: str, entry: dict) -> None:
         stages = json.loads(log.read_text()) if log.exists() else {}
         stages[title] = entry
         write_json(log, stages)
+
+
+def phase_seconds(log: Path, chains) -> float:
+    """Wall seconds of a phase resumed across invocations: its chains run side by side, so the longest chain's sum
+    of the stage times recorded in ``log`` (each stage's from the invocation that ran it)."""
+    stages = json.loads(log.read_text()) if log.exists() else {}
+    return max(sum(stages.get(st.title, {}).get("seconds", 0.0) for st in chain) for chain in chains)
 
 
 def total_minutes(log: Path) -> float:

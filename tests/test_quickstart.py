@@ -176,6 +176,33 @@ def test_training_stage_gives_identical_weights_alone_and_next_to_another(tmp_pa
     assert all(stages[n]["cpu_seconds"] > 0 for n in digest)
 
 
+def test_a_resumed_phase_keeps_the_wall_time_of_the_stages_done_earlier(tmp_path):
+    """A phase whose stages were partly done by an earlier invocation records the slowest chain's sum of the stage
+    times (each from the run that did it), not the seconds of the resuming run (a resume reported 1.5 min for a
+    14-min seed)."""
+    qs = load_quickstart()
+    log = tmp_path / "stages.json"
+
+    def sleeper(name, seconds):
+        code = f"import pathlib, time; time.sleep({seconds}); pathlib.Path({str(tmp_path / name)!r}).touch()"
+        return qs.Stage(name, tmp_path / name, "vae", [sys.executable, "-c", code], log=log)
+
+    def phase():
+        return qs.Phase([[sleeper("slow", 1.0)], [sleeper("fast", 0.1)]], title="both chains (wall time)", log=log)
+
+    qs.StageRunner(threads=2, priors={}, poll_s=0.2, progress=False).execute([phase()])
+    first = json.loads(log.read_text())
+    assert first["both chains (wall time)"]["seconds"] >= 1.0 and not first["both chains (wall time)"]["resumed"]
+    (tmp_path / "fast").unlink()  # the fast chain is redone, the slow one is found done
+    runner = qs.StageRunner(threads=2, priors={}, poll_s=0.2, progress=False)
+    runner.execute([phase()])
+    assert runner.ran == ["fast"]
+    again = json.loads(log.read_text())
+    assert again["both chains (wall time)"]["resumed"]
+    assert again["both chains (wall time)"]["seconds"] == max(again["slow"]["seconds"], again["fast"]["seconds"])
+    assert again["slow"] == first["slow"] and again["both chains (wall time)"]["seconds"] >= 1.0
+
+
 def test_ablation_table_keeps_earlier_variants_and_reruns_when_one_is_added(tmp_path):
     """A second `--ablation-variants` invocation adds its rows to the seed's ablation table: the evaluation scores
     the variants trained now and those trained before, and is redone when a variant's pipeline is newer than it
