@@ -664,8 +664,9 @@ def visibility_note(d: Path) -> str:
         return f"the visibility head (`visibility_mode=\"head\"`; validation split: {scores})."
     if "head" in sc:
         return (f"each point's last history visibility held (`visibility_mode=\"{mode}\"`), because the visibility head "
-                "in `visibility_predictor/` did not beat it on the test split over three training seeds (README "
-                f"\"Visibility\"); `pipe(..., visibility_mode=\"head\")` uses the head (validation split: {scores}).")
+                "in `visibility_predictor/` did not beat it on the test split of the README's three-seed quickstart run "
+                f"(README, \"Visibility\"); `pipe(..., visibility_mode=\"head\")` uses the head (validation split of "
+                f"this run: {scores}).")
     return f"each point's last history visibility held (`visibility_mode=\"{mode}\"`; no head; validation split: {scores})."
 
 
