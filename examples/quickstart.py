@@ -655,13 +655,12 @@ def chosen_tau(d: Path) -> str:
 
 
 def visibility_note(d: Path) -> str:
-    """How the pipeline in ``d`` reads future visibility, as ``trajloom choose-continuity`` chose it on validation."""
+    """How the pipeline in ``d`` reads future visibility (the reading saved by ``trajloom choose-continuity
+    --keep-visibility``: hold-last, see :func:`assemble`), with both readings' validation scores."""
     record = json.loads((d / "continuity" / "continuity.json").read_text())
     sc, mode = record["visibility_scores"], record["saved_visibility_mode"]
     scores = "; ".join(f"{k.replace('_', '-')} accuracy {v['accuracy']:.4f}, occlusion F1 {v['occlusion_f1']:.4f}"
                        for k, v in sc.items())
-    if mode == "head":
-        return f"the visibility head (`visibility_mode=\"head\"`; validation split: {scores})."
     if "head" in sc:
         return (f"each point's last history visibility held (`visibility_mode=\"{mode}\"`), because the visibility head "
                 "in `visibility_predictor/` did not beat it on the test split of the README's three-seed quickstart run "

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Optional
 
 from ..precision import DTYPE_CHOICES
 from .evaluate import add_sampling_arguments
@@ -81,10 +80,9 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError("`--save-pipeline` must differ from `--pipeline`")
 
 
-def save_with_tau(pipeline: str, target: str, tau: float, visibility_mode: Optional[str] = None) -> None:
-    """Save the fp32 pipeline of folder ``pipeline`` with ``boundary_continuity=tau`` (and ``visibility_mode``,
-    unless None) into the new folder ``target`` (written under a temporary name, then renamed: no half-written
-    pipeline is left)."""
+def save_with_tau(pipeline: str, target: str, tau: float, visibility_mode: str) -> None:
+    """Save the fp32 pipeline of folder ``pipeline`` with ``boundary_continuity=tau`` and ``visibility_mode`` into the
+    new folder ``target`` (written under a temporary name, then renamed: no half-written pipeline is left)."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -96,9 +94,7 @@ def save_with_tau(pipeline: str, target: str, tau: float, visibility_mode: Optio
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         pipe = TrajLoomPipeline.from_pretrained(pipeline)
-        pipe.register_to_config(boundary_continuity=float(tau))
-        if visibility_mode is not None:
-            pipe.register_to_config(visibility_mode=visibility_mode)
+        pipe.register_to_config(boundary_continuity=float(tau), visibility_mode=visibility_mode)
         pipe.save_pretrained(tmp)
         if target.exists():  # an empty folder (checked before any work)
             target.rmdir()
@@ -136,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
     # JSON has no inf: the taus are written as strings ("inf", "40")
     vis = choice.visibility
     # the reading a saved pipeline gets: the chosen one, or with --keep-visibility the pipeline's own
-    kept = pipe.config.get("visibility_mode", "auto") if args.keep_visibility else None
+    saved_mode = pipe.config.get("visibility_mode", "auto") if args.keep_visibility else vis.mode
     record = {"settings": settings, "tau": f"{choice.tau:g}", "scores": {f"{t:g}": sc for t, sc in choice.scores.items()},
               "visibility_mode": vis.mode, "visibility_scores": vis.scores,
-              "saved_visibility_mode": None if args.save_pipeline is None else (kept or vis.mode)}
+              "saved_visibility_mode": None if args.save_pipeline is None else saved_mode}
     with atomic_path(out / "continuity.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1))
     table, vis_table = continuity_markdown(choice), visibility_markdown(vis)
@@ -148,15 +144,14 @@ def run(args: argparse.Namespace) -> int:
                              f"frames (lowest {args.criterion}; {settings['clips']} clips, {args.num_samples} samples, "
                              f"{args.solver} x {args.steps}).\n\n{table}\n\nChosen visibility reading: {vis.mode.replace('_', '-')} "
                              "(the head only where it beats hold-last on both accuracy and occlusion F1; tau 0)"
-                             f"{'' if kept is None else f'; the pipeline keeps its own, visibility_mode={kept!r}'}."
+                             f"{f'; the pipeline keeps its own, visibility_mode={saved_mode!r}' if args.keep_visibility else ''}."
                              f"\n\n{vis_table}\n")
     print(table)
     print(vis_table)
     print(f"chosen tau: {choice.tau:g} frames (lowest {args.criterion}), visibility reading: {vis.mode}; wrote "
           f"{(out / 'continuity.json').resolve()}")
     if args.save_pipeline is not None:
-        mode = None if args.keep_visibility else vis.mode
-        save_with_tau(args.pipeline, args.save_pipeline, choice.tau, mode)
-        print(f"saved the pipeline with boundary_continuity={choice.tau:g}"
-              f"{'' if mode is None else f', visibility_mode={mode!r}'} to {Path(args.save_pipeline).resolve()}")
+        save_with_tau(args.pipeline, args.save_pipeline, choice.tau, saved_mode)
+        print(f"saved the pipeline with boundary_continuity={choice.tau:g}, visibility_mode={saved_mode!r} to "
+              f"{Path(args.save_pipeline).resolve()}")
     return 0
