@@ -5,7 +5,8 @@
    (MOVi-A-like) config: at this clip length the objects are at rest by the future window (the static baseline's ADE
    is about 1 px), so it cannot separate the methods; ``synthetic_tracked`` is the 2-D synthetic source (textured
    shapes under camera motion) with tracks from the embedded optical-flow tracker, as the paper tracks all its data
-   (§4.1.2),
+   (§4.1.2); ``physics_launch`` holds launch scenes (objects still through the history, pushed at the forecast start
+   the way their colour points), where only a model that reads the frames can know the future,
 2. train AutoencoderTraj and compute its latent statistics (one for TrajLoom, one in absolute coordinates for the
    WHN-style baseline),
 3. train TrajFlowTransformer three times with the same budget: TrajLoom seeing the video (a FrameEncoder trained
@@ -69,6 +70,9 @@ BENCHES = {
     "physics_camera_tracked": ("a MuJoCo physics TrajLoomBench (rigid objects thrown onto a floor, moving camera) tracked "
                                "on its renders with the embedded optical-flow tracker (the paper's protocol, §4.1.2)",
                                ["--source", "physics", "--camera", "moving", "--tracker", "optical_flow"]),
+    "physics_launch": ("a MuJoCo physics TrajLoomBench of launch scenes (objects at rest through the history, pushed at the "
+                       "forecast start the way their colour points; static camera, exact tracks): the future is written "
+                       "only in the appearance", ["--source", "physics", "--launch"]),
     "synthetic_tracked": ("a synthetic 2-D TrajLoomBench (textured shapes under camera motion) tracked with the embedded "
                           "optical-flow tracker", ["--source", "synthetic", "--tracker", "optical_flow"]),
 }

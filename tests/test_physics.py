@@ -173,3 +173,55 @@ def test_config_and_scene_checks():
         sample_scene(-1, CFG)
     with pytest.raises(ValueError, match="camera path has 3 frames"):
         generate_physics_clip(0, CFG, scene=PhysicsScene([], CameraPath.static(3)))
+
+
+def test_a_launch_scene_is_still_until_the_launch_frame_then_moves_the_way_its_colours_point():
+    import colorsys
+
+    from trajloom_hf.data.physics import LAUNCH
+
+    cfg = PhysicsSceneConfig(height=64, width=96, num_frames=14, stride=8, num_objects=(4, 6), launch_frame=8)
+    headings = dict(LAUNCH["palette"])
+    checked = 0
+    for seed in (0, 1):
+        clip = generate_physics_clip(seed, cfg)
+        assert "pushed the way its colour points" in clip.caption
+        # resting objects settle by far less than a pixel before the push: the history shows no motion
+        assert np.abs(clip.tracks[:8] - clip.tracks[0]).max() < 0.05
+        for k, ob in enumerate(clip.scene.objects):
+            hue = colorsys.rgb_to_hsv(*ob.rgb)[0]
+            match = [h for h in headings if min(abs(hue - h), 1 - abs(hue - h)) < 1e-6]
+            assert len(match) == 1 and ob.launch_heading == headings[match[0]]  # the colour names the heading
+            pts = (clip.surface_id == k + 1) & clip.visibility[7] & clip.visibility[10]
+            if pts.sum() < 2:
+                continue
+            d = (clip.tracks[10, pts] - clip.tracks[7, pts]).mean(0)
+            h = np.radians(ob.launch_heading)
+            want = np.array([np.cos(h), -np.sin(h)])  # the image's y axis points down: 90 deg is up the image
+            assert np.linalg.norm(d) > 3.0 and d @ want > 0.8 * np.linalg.norm(d), (seed, k, d, ob.launch_heading)
+            checked += 1
+    assert checked >= 3
+    # a thrown scene (launch_frame 0) is unchanged: its objects carry no heading
+    assert all(ob.launch_heading is None for ob in sample_scene(0, CFG).objects)
+
+
+def test_launch_velocity_turns_an_image_heading_into_a_floor_direction():
+    from trajloom_hf.data.physics import LAUNCH, launch_velocity
+    from trajloom_hf.data.physics.camera import PinholeCamera
+
+    # a camera south of the origin looking north and down at 45 deg: image right is east (+x), up the image is north
+    c, s_ = np.cos(np.radians(45)), np.sin(np.radians(45))
+    rot = np.stack([[1.0, 0, 0], [0, s_, c], [0, -c, s_]], 1)  # columns: right, up, back (= -forward)
+    cam = PinholeCamera(np.array([0.0, -5, 5]), rot, 50.0, 64, 96)
+    up = LAUNCH["vertical_speed"]
+    np.testing.assert_allclose(launch_velocity(0.0, cam, 2.0), [2.0, 0, up], atol=1e-12)
+    np.testing.assert_allclose(launch_velocity(90.0, cam, 2.0), [0, 2.0, up], atol=1e-12)
+    np.testing.assert_allclose(launch_velocity(180.0, cam, 1.0), [-1.0, 0, up], atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(launch_frame=12), "launch_frame"), (dict(launch_frame=-1), "launch_frame"),
+                                           (dict(launch_frame=True), "launch_frame"),
+                                           (dict(launch_frame=4, launch_speed=0.0), "launch_speed")])
+def test_launch_config_checks(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PhysicsSceneConfig(height=64, width=96, num_frames=12, stride=8, **kwargs)

@@ -110,3 +110,33 @@ def test_cli_camera_option_is_physics_only(tmp_path, capsys):
     rc = main(["bench", "build", "--source", "synthetic", "--camera", "moving", "--out", str(tmp_path / "b"),
                "--config", "x"])
     assert rc == 2 and "--camera" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_a_launch_config_pushes_at_the_forecast_start_and_says_so_in_its_card(tmp_path):
+    from datasets import load_dataset
+
+    out = tmp_path / "bench"
+    m = build_trajloombench("physics", str(out), "launch", settings=S, counts={"train": 2}, progress=False,
+                            source_kwargs={"launch": True})
+    assert m["source_options"] == {"launch": True}
+    gen = m["generator"]
+    assert gen["config"]["launch_frame"] == S.history_frames and gen["launch"]["palette"]
+    cfg = PhysicsSceneConfig(**gen["config"], height=64, width=96, num_frames=10, stride=16)
+    row = load_dataset(str(out), "launch", split="train").with_format("numpy")[1]
+    np.testing.assert_array_equal(row["tracks"], generate_physics_clip(1, cfg).tracks)
+    assert np.abs(row["tracks"][:S.history_frames] - row["tracks"][0]).max() < 0.05  # a still history
+    card = (out / "README.md").read_text()
+    assert "launch scene" in card and f"still until frame {S.history_frames}" in card
+    # the thrown scene's record has no launch fields (configs built before launch scenes existed still resume)
+    thrown = build_trajloombench("physics", str(out), "thrown", settings=S, counts={"train": 1}, progress=False)
+    assert "launch_frame" not in thrown["generator"]["config"] and "launch" not in thrown["generator"]
+    with pytest.raises(ValueError, match="launch"):
+        build_trajloombench("physics", str(out), "thrown", settings=S, counts={"train": 1}, progress=False,
+                            source_kwargs={"launch": True})
+
+
+def test_cli_launch_option_is_physics_only(tmp_path, capsys):
+    from trajloom_hf.cli import main
+
+    rc = main(["bench", "build", "--source", "synthetic", "--launch", "--out", str(tmp_path / "b"), "--config", "x"])
+    assert rc == 2 and "--launch" in capsys.readouterr().err and not (tmp_path / "b").exists()

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--seed", type=int, default=0, help="first synthetic/physics seed")
     b.add_argument("--camera", default=None, choices=["static", "moving"],
                    help="physics: a static camera (MOVi-A, default) or a moving one (MOVi-E style)")
+    b.add_argument("--launch", action="store_true",
+                   help="physics: a launch scene: objects at rest through the history, pushed at the forecast start the "
+                        "way their colour points (the future is written only in the appearance)")
     b.add_argument("--tracks-key", default=None, help="trajloom-official: npz key of the [N, T, 2] tracks")
     b.add_argument("--visibility-key", default=None, help="trajloom-official: npz key of the [N, T] visibility")
     b.add_argument("--axis-order", default="xy", choices=["xy", "yx"], help="trajloom-official: order of the last dim")
@@ -74,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"camera": args.camera or "static"}
         if args.tracker not in (None, "exact"):
             kwargs["tracks"] = args.tracker
-    if args.camera is not None and args.source != "physics":
-        print(f"trajloom bench: error: --camera is an option of --source physics, not of {args.source!r}", file=sys.stderr)
-        return 2
+        if args.launch:  # only when asked: configs built before the option keep their build identity
+            kwargs["launch"] = True
+    for option, given in (("--camera", args.camera is not None), ("--launch", args.launch)):
+        if given and args.source != "physics":
+            print(f"trajloom bench: error: {option} is an option of --source physics, not of {args.source!r}",
+                  file=sys.stderr)
+            return 2
     from ..data.physics.gl import GLUnavailableError
 
     try:

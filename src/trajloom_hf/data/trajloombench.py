@@ -181,43 +181,53 @@ def _seeded_clips(source: str, generate, split: str, count: int, settings: Bench
         yield f"{source}-{s:08d}", build
 
 
-def physics_scene_config(settings: BenchSettings, camera: str = "static"):
-    """The :class:`~trajloom_hf.data.physics.PhysicsSceneConfig` a physics config is built with (frame rate = ``fps``)."""
+def physics_scene_config(settings: BenchSettings, camera: str = "static", launch: bool = False):
+    """The :class:`~trajloom_hf.data.physics.PhysicsSceneConfig` a physics config is built with (frame rate = ``fps``;
+    ``launch``: a launch scene pushed at the forecast start, ``launch_frame = history_frames``)."""
     from .physics import PhysicsSceneConfig
 
+    if not isinstance(launch, bool):
+        raise TypeError(f"`launch` must be a bool, got {type(launch).__name__}")
     return PhysicsSceneConfig(height=settings.height, width=settings.width, num_frames=settings.num_frames,
-                              stride=settings.stride, fps=settings.fps, camera=camera)
+                              stride=settings.stride, fps=settings.fps, camera=camera,
+                              launch_frame=settings.history_frames if launch else 0)
 
 
 def physics_source(split: str, count: int, settings: BenchSettings, seed: int = 0, camera: str = "static",
-                   tracks: str = "exact") -> Iterator:
+                   tracks: str = "exact", launch: bool = False) -> Iterator:
     """MuJoCo-simulated MOVi-A-like clips (:mod:`trajloom_hf.data.physics`), seeds per split as :func:`synthetic_source`.
 
     ``camera="static"`` (MOVi-A) or ``"moving"`` (MOVi-E style). ``tracks="exact"`` stores the simulated geometry's
-    tracks; a tracker name tracks the rendered frames instead (the paper's protocol, §4.1.2).
+    tracks; a tracker name tracks the rendered frames instead (the paper's protocol, §4.1.2). ``launch``: objects at
+    rest through the history, pushed at the forecast start the way their colour points (the future motion is written
+    only in the appearance: :mod:`trajloom_hf.data.physics.scene`).
     """
     from .physics import generate_physics_clip
 
     if tracks != "exact" and tracks not in TRACKER_NAMES:
         raise ValueError(f"`tracks` must be 'exact' or one of {TRACKER_NAMES}, got {tracks!r}")
-    cfg = physics_scene_config(settings, camera)
+    cfg = physics_scene_config(settings, camera, launch)
     yield from _seeded_clips("physics", lambda s: generate_physics_clip(s, cfg), split, count, settings, seed,
                              None if tracks == "exact" else tracks)
 
 
-def _physics_generator(settings: BenchSettings, camera: str) -> dict:
+def _physics_generator(settings: BenchSettings, camera: str, launch: bool = False) -> dict:
     """The generator's description for the manifest and card (JSON values; sizes and frames are in the settings)."""
     from dataclasses import fields
 
-    from .physics import MATERIAL_PARAMS
+    from .physics import LAUNCH, MATERIAL_PARAMS
     from .physics.scene import FLOOR_PARAMS, GRAVITY, SAMPLING, TEXTURES
 
-    cfg = physics_scene_config(settings, camera)
+    cfg = physics_scene_config(settings, camera, launch)
     skip = {"height", "width", "num_frames", "stride", "render"}
+    if not launch:  # the thrown scene's record stays as it was before launch scenes existed (old configs resume)
+        skip |= {"launch_frame", "launch_speed"}
     out = {"config": {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip},
            "substeps": cfg.substeps, "timestep": 1.0 / (cfg.fps * cfg.substeps), "floor_half_size": cfg.floor_half_size,
            "gravity": GRAVITY, "material_params": MATERIAL_PARAMS, "floor": FLOOR_PARAMS, "sampling": SAMPLING,
            "texture_params": TEXTURES}
+    if launch:
+        out["launch"] = LAUNCH
     return json.loads(json.dumps(out))
 
 
@@ -473,12 +483,19 @@ def _physics_card(name: str, m: dict) -> List[str]:
              f"uniform hue, saturation {rng(smp['colour_saturation'])}, value {rng(smp['colour_value'])};",
              *[f"  * {k}: friction {v['friction']:g}, solref ({v['solref'][0]:g} s, damping ratio {v['solref'][1]:g}), density "
                f"{v['density']:g} kg/m^3, specular {v['specular']:g}, shininess {v['shininess']:g}" for k, v in mats.items()],
-             f"  * start: centres uniform over [-{g['spawn_extent']:g}, {g['spawn_extent']:g}]^2 m, lowest point "
-             f"{rng(g['spawn_height'], ' m')} above the floor, no overlap (bounding spheres {smp['min_gap']:g} m apart, 50 tries, "
-             f"else the object is left out); uniformly random orientation; horizontal velocity uniform in "
-             f"[-{g['max_speed']:g}, {g['max_speed']:g}] m/s minus {smp['centre_pull']:g}/s x start position (thrown back "
-             f"towards the centre), vertical {rng(smp['vertical_speed'], ' m/s')} up, angular uniform in "
-             f"[-{smp['angular_speed']:g}, {smp['angular_speed']:g}] rad/s per body axis;",
+             (f"  * launch scene: objects upright at rest on the floor (centres uniform over [-{g['spawn_extent']:g}, "
+              f"{g['spawn_extent']:g}]^2 m, uniform heading about z, no overlap), still until frame {g['launch_frame']} "
+              f"(the forecast start), then pushed {g['launch_speed']:g} m/s along the floor and "
+              f"{g['launch']['vertical_speed']:g} m/s up in the image direction their colour names (hue -> heading in "
+              f"degrees, 0 right, 90 away from the camera: {', '.join(f'{h:g} -> {d:g}' for h, d in g['launch']['palette'])}; "
+              "the hue replaces the uniform one), relative to the camera at the last still frame;"
+              if g.get("launch_frame") else
+              f"  * start: centres uniform over [-{g['spawn_extent']:g}, {g['spawn_extent']:g}]^2 m, lowest point "
+              f"{rng(g['spawn_height'], ' m')} above the floor, no overlap (bounding spheres {smp['min_gap']:g} m apart, 50 tries, "
+              f"else the object is left out); uniformly random orientation; horizontal velocity uniform in "
+              f"[-{g['max_speed']:g}, {g['max_speed']:g}] m/s minus {smp['centre_pull']:g}/s x start position (thrown back "
+              f"towards the centre), vertical {rng(smp['vertical_speed'], ' m/s')} up, angular uniform in "
+              f"[-{smp['angular_speed']:g}, {smp['angular_speed']:g}] rad/s per body axis;"),
              f"  * floor: grey plane z = 0, half side {g['floor_half_size']:.4g} m, friction {g['floor']['friction']:g} "
              f"(a contact takes the larger friction and the object's solref)" + (
                  f"; textures (`textures`): seeded smooth grey noise (octaves of (cell px, weight) "
@@ -561,7 +578,8 @@ def build_trajloombench(
     if source == "physics":  # before anything is written: no GL context, no build (the error says what to install)
         from .physics import check_gl
 
-        build_id["generator"] = _physics_generator(settings, source_kwargs.get("camera", "static"))
+        build_id["generator"] = _physics_generator(settings, source_kwargs.get("camera", "static"),
+                                                   source_kwargs.get("launch", False))
         renderer = check_gl()
         import mujoco
 

@@ -7,10 +7,10 @@ first use, so this package imports without it.
 """
 
 from .gl import GLUnavailableError, check_gl
-from .scene import (CAMERAS, MATERIAL_PARAMS, MATERIALS, SHAPES, CameraPath, ObjectSpec, PhysicsScene, PhysicsSceneConfig,
+from .scene import (CAMERAS, LAUNCH, MATERIAL_PARAMS, MATERIALS, SHAPES, CameraPath, ObjectSpec, PhysicsScene, PhysicsSceneConfig,
                     sample_scene, scene_assets, scene_xml)
-from .generator import PhysicsClip, generate_physics_clip, generate_physics_clips
+from .generator import PhysicsClip, generate_physics_clip, generate_physics_clips, launch_velocity
 
-__all__ = ["CAMERAS", "MATERIAL_PARAMS", "MATERIALS", "SHAPES", "CameraPath", "GLUnavailableError", "ObjectSpec",
+__all__ = ["CAMERAS", "LAUNCH", "MATERIAL_PARAMS", "MATERIALS", "SHAPES", "CameraPath", "GLUnavailableError", "ObjectSpec",
            "PhysicsClip", "PhysicsScene", "PhysicsSceneConfig", "check_gl", "generate_physics_clip",
-           "generate_physics_clips", "sample_scene", "scene_assets", "scene_xml"]
+           "generate_physics_clips", "launch_velocity", "sample_scene", "scene_assets", "scene_xml"]

@@ -12,6 +12,10 @@ on its path and the frame is rendered (RGB only; segmentation and depth on reque
   the camera to the point lies at the point's own distance (within ``1e-5`` relative). This is the exact form of
   "the projected depth agrees with the rendered depth at that pixel".
 
+Launch scenes (``config.launch_frame > 0``): the objects' velocities are set once, after frame ``launch_frame - 1``
+is rendered, so ``launch_frame`` is the first frame that shows the push; each object's heading (degrees in the image)
+is turned into a floor direction with the camera of that last still frame (its right and forward axes on the floor).
+
 Points more than one frame size outside the image (or behind the camera; all invisible) are clamped onto the box
 ``[-W, 2W - 1] x [-H, 2H - 1]``: a projection there is unbounded. Every query ray hits geometry: the camera looks down steeply enough and the floor is large enough
 (:class:`PhysicsSceneConfig` checks and sizes both), so no point is lost to the sky.
@@ -29,7 +33,7 @@ from ...encoding import make_query_grid
 from .camera import PinholeCamera  # noqa: F401  (the documented camera type of the frames)
 from .gl import import_mujoco
 from .renderer import OffscreenRenderer
-from .scene import PhysicsScene, PhysicsSceneConfig, sample_scene, scene_assets, scene_xml
+from .scene import LAUNCH, PhysicsScene, PhysicsSceneConfig, sample_scene, scene_assets, scene_xml
 
 OCCLUSION_RTOL = 1e-5  # relative distance tolerance of the visibility ray test
 OCCLUSION_ATOL = 1e-6  # m
@@ -82,6 +86,17 @@ def _ray_cast(mj, model, data, origin: np.ndarray, directions: np.ndarray):
     return geom, dist
 
 
+def launch_velocity(heading_deg: float, camera: PinholeCamera, speed: float) -> np.ndarray:
+    """World velocity ``[3]`` (m/s) of a push ``heading_deg`` degrees in the image (0 right, 90 up the image, i.e. away
+    from the camera on the floor) at ``speed`` m/s along the floor, plus :data:`LAUNCH` ``vertical_speed`` up."""
+    right = camera.rotation[:, 0] * np.array([1.0, 1.0, 0.0])
+    forward = -camera.rotation[:, 2] * np.array([1.0, 1.0, 0.0])  # the camera looks along -z: away from it, on the floor
+    right, forward = right / np.linalg.norm(right), forward / np.linalg.norm(forward)
+    h = np.radians(heading_deg)
+    v = speed * (np.cos(h) * right + np.sin(h) * forward)
+    return v + np.array([0.0, 0.0, LAUNCH["vertical_speed"]])
+
+
 def generate_physics_clip(seed: int, config: Optional[PhysicsSceneConfig] = None, *, scene: Optional[PhysicsScene] = None,
                           segmentation: bool = False, depth_map: bool = False) -> PhysicsClip:
     """Simulate, render and track one clip, deterministically from ``seed`` (or the given ``scene``).
@@ -126,6 +141,11 @@ def generate_physics_clip(seed: int, config: Optional[PhysicsSceneConfig] = None
     try:
         for t in range(n_frames):
             if t:
+                if t == cfg.launch_frame:  # the push of a launch scene (module docstring)
+                    for k, ob in enumerate(scene.objects):
+                        if ob.launch_heading is not None:
+                            adr = model.jnt_dofadr[model.body_jntadr[body_ids[k]]]
+                            data.qvel[adr: adr + 3] = launch_velocity(ob.launch_heading, cams[-1], cfg.launch_speed)
                 mj.mj_step(model, data, cfg.substeps)
                 # mj_step integrates qpos after computing the poses (xpos, xmat): bring them up to date, else frame
                 # t would show the state one step before t / fps
@@ -187,7 +207,11 @@ def generate_physics_clip(seed: int, config: Optional[PhysicsSceneConfig] = None
         phrase = estimate_camera_motion(tracks, visibility, h, w).phrase
     else:
         phrase = "static camera"
-    caption = f"{k} object{'s' if k != 1 else ''} ({desc}) dropped and thrown onto a grey floor, {phrase}"
+    if cfg.launch_frame:
+        caption = (f"{k} object{'s' if k != 1 else ''} ({desc}) at rest on a grey floor, each pushed the way its colour "
+                   f"points, {phrase}")
+    else:
+        caption = f"{k} object{'s' if k != 1 else ''} ({desc}) dropped and thrown onto a grey floor, {phrase}"
     return PhysicsClip(frames=frames, tracks=tracks.astype(np.float32), visibility=visibility, points_3d=points, depth=depth,
                        surface_id=surface, object_positions=obj_pos, caption=caption, camera_motion=motion, seed=int(seed),
                        height=h, width=w, stride=cfg.stride, scene=scene, query_xy=query.astype(np.float32), cameras=cams,

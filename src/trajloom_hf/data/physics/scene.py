@@ -11,6 +11,13 @@ and ``solref = (timeconst, dampratio)``, the contact's spring time constant and 
 time step a damping ratio of 0.15 bounces back with a coefficient of restitution of about 0.67 (rubber) and 0.4
 with about 0.35 (metal), measured by dropping a sphere and a cube from 1 m. The floor's ``solmix`` is tiny, so
 an object-floor contact uses the object's ``solref``. Shading: rubber is matte (low specular), metal shiny.
+Launch scenes (``launch_frame > 0``): the objects start at rest on the floor (upright, random heading), stay
+still until ``launch_frame`` and are then pushed, each in the image direction its colour names (:data:`LAUNCH`: red
+right, yellow-green away from the camera, cyan left, violet towards it; direction relative to the camera at the
+launch frame). A clip whose history ends at the launch frame shows no motion before its future: the direction is
+written only in the appearance, so a forecaster that ignores the frames cannot know it (the check that a model uses
+its image, #12).
+
 Shadows are off by default: on Mesa's CPU rasteriser a shadow map doubles the render time and shows acne at these
 sizes (``shadows=True`` turns them on).
 """
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,6 +55,11 @@ SAMPLING = dict(
     min_gap=0.05,  # m between the bounding spheres of two objects at the start
     light_tilt=0.4,  # std of the directional light's horizontal direction components (pointing down)
 )
+# Launch scenes (``launch_frame > 0``): (hue, image heading in degrees: 0 right, 90 up the image, i.e. away from the
+# camera on the floor) per colour; the saturation and value stay random. The push is ``launch_speed`` m/s along the
+# heading on the floor plus ``vertical_speed`` m/s up (a hop: the objects leave the floor, so friction cannot stop a
+# cube within a frame or two).
+LAUNCH = dict(palette=((0.0, 0.0), (0.22, 90.0), (0.5, 180.0), (0.78, 270.0)), vertical_speed=1.5)
 # Textures (``textures=True``): smooth, tiling multi-octave grey noise, (cell px, weight) per octave, mapped to
 # ``[low, 1]`` and multiplied by the geom colour. The floor's 256 px tile spans 4 m; each object's 128 px image
 # covers every face of a cube map.
@@ -77,6 +89,8 @@ class PhysicsSceneConfig:
     drawn per clip; a moving camera orbits by ``camera_orbit_speed`` deg/s and changes its distance by up to
     ``camera_dolly`` (fraction) and its elevation by up to ``camera_tilt`` degrees over the clip. ``fps``: frames
     per simulated second; ``physics_hz``: the simulation rate (an integer number of steps per frame).
+    ``launch_frame`` > 0 makes a launch scene (module docstring): objects at rest until that frame, then pushed at
+    ``launch_speed`` m/s the way their colour points; 0 (default) is the thrown MOVi-A scene.
     ``textures``: seeded grey noise textures on the floor and (tinted by their colour) on the objects, so that a
     tracker run on the frames has something to follow; without them the floor is a plain grey, with a faint 2 m
     checker if ``floor_checker``, and objects are flat colours (MOVi-A's look).
@@ -108,6 +122,8 @@ class PhysicsSceneConfig:
     shadows: bool = False
     physics_hz: float = 500.0
     render: bool = True
+    launch_frame: int = 0
+    launch_speed: float = 2.5
 
     def __post_init__(self):
         check_frame_size(self.height, self.width, self.stride)
@@ -135,6 +151,13 @@ class PhysicsSceneConfig:
             raise ValueError(f"`fps` must be > 0 and `physics_hz` >= fps, got fps={self.fps}, physics_hz={self.physics_hz}")
         if not 10.0 <= self.fovy <= 120.0:
             raise ValueError(f"`fovy` must be in [10, 120] degrees, got {self.fovy}")
+        if (isinstance(self.launch_frame, bool) or not isinstance(self.launch_frame, (int, np.integer))
+                or not 0 <= self.launch_frame < self.num_frames):
+            raise ValueError(f"`launch_frame` must be an integer in [0, num_frames) = [0, {self.num_frames}), "
+                             f"got {self.launch_frame!r}")
+        if not isinstance(self.launch_speed, (int, float, np.integer, np.floating)) or not np.isfinite(self.launch_speed) \
+                or self.launch_speed <= 0:
+            raise ValueError(f"`launch_speed` must be a finite number > 0 (m/s), got {self.launch_speed!r}")
         if self.camera_dolly >= 0.9:
             raise ValueError(f"`camera_dolly` must be < 0.9 (a fraction of the distance), got {self.camera_dolly}")
         _pair(self.object_size, "object_size")
@@ -182,6 +205,7 @@ class ObjectSpec:
     quat: Tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     linvel: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     angvel: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    launch_heading: Optional[float] = None  # degrees in the image (launch scenes): 0 right, 90 up
 
     def __post_init__(self):
         if self.shape not in SHAPES:
@@ -248,7 +272,9 @@ def sample_scene(seed: int, cfg: PhysicsSceneConfig) -> PhysicsScene:
     rng = np.random.default_rng(int(seed))
     n = int(rng.integers(cfg.num_objects[0], cfg.num_objects[1] + 1))
     objects: List[ObjectSpec] = []
-    for _ in range(n):
+    if cfg.launch_frame:
+        objects = _resting_objects(rng, n, cfg)
+    for _ in range(0 if cfg.launch_frame else n):
         shape = cfg.shapes[rng.integers(len(cfg.shapes))]
         material = cfg.materials[rng.integers(len(cfg.materials))]
         a = rng.uniform(*cfg.object_size)
@@ -299,6 +325,33 @@ def sample_scene(seed: int, cfg: PhysicsSceneConfig) -> PhysicsScene:
     light = rng.normal(size=3) * np.array([SAMPLING["light_tilt"], SAMPLING["light_tilt"], 0.0]) + np.array([0.0, 0.0, -1.0])
     return PhysicsScene(objects, camera, tuple(float(v) for v in light / np.linalg.norm(light)),
                         int(rng.integers(2**31)))
+
+
+def _resting_objects(rng: np.random.Generator, n: int, cfg: PhysicsSceneConfig) -> List[ObjectSpec]:
+    """Up to ``n`` objects of a launch scene: upright on the floor, random heading about z, at rest; colour hue and
+    launch heading from one :data:`LAUNCH` palette entry each."""
+    objects: List[ObjectSpec] = []
+    palette = LAUNCH["palette"]
+    for _ in range(n):
+        shape = cfg.shapes[rng.integers(len(cfg.shapes))]
+        material = cfg.materials[rng.integers(len(cfg.materials))]
+        a = rng.uniform(*cfg.object_size)
+        size = {"cube": (a, a, a), "sphere": (a,), "cylinder": (a, a * rng.uniform(*SAMPLING["cylinder_height"]))}[shape]
+        hue, heading = palette[rng.integers(len(palette))]
+        rgb = tuple(float(c) for c in colorsys.hsv_to_rgb(hue, rng.uniform(*SAMPLING["colour_saturation"]),
+                                                          rng.uniform(*SAMPLING["colour_value"])))
+        yaw = rng.uniform(0.0, 2 * np.pi)
+        quat = (float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2)))
+        for _try in range(50):  # rejection: no overlaps (bounding spheres), else leave the object out
+            xy = rng.uniform(-cfg.spawn_extent, cfg.spawn_extent, size=2)
+            cand = ObjectSpec(shape, material, tuple(float(s) for s in size), rgb,
+                              (float(xy[0]), float(xy[1]), float(size[-1] if shape != "sphere" else size[0])), quat,
+                              launch_heading=float(heading))
+            if all(np.linalg.norm(np.subtract(cand.pos[:2], o.pos[:2])) > cand.bounding_radius + o.bounding_radius
+                   + SAMPLING["min_gap"] for o in objects):
+                objects.append(cand)
+                break
+    return objects
 
 
 def _noise(rng: np.random.Generator, size: int, octaves, low: float) -> np.ndarray:
